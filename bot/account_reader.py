@@ -1,0 +1,66 @@
+"""One read of one account, with the error policy: what is retried, what is reported, how.
+
+`read_account` never raises. Authentication and permission errors are not retried; the
+`ccxt.NetworkError` family (timeouts, 5xx, 429, DDoS protection, invalid nonce, refused
+connections) is retried ``settings.retries`` times with exponential backoff (on the fetch worker
+thread); anything else (malformed responses, unexpected exceptions) fails the read at once. A
+failed read keeps the last good value (``stale``) or has none (``error``); the error text names
+the exception class and never carries credentials or signed query strings.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+import ccxt
+
+from bot.account_state import AccountState, Status
+from bot.config import AccountConfig, Settings
+from bot.pricing import value_holdings
+from bot.secrets import redact
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = (ccxt.NetworkError,)
+_QUERY = re.compile(r"\?\S*")
+MAX_ERROR_LENGTH = 300
+
+
+def blank_state(account: AccountConfig, status: Status = Status.ERROR, error: str | None = None) -> AccountState:
+    broker = account.broker
+    return AccountState(account_id=account.account_id, owner=account.owner, broker=broker.name,
+                        exchange=broker.exchange, status=status, error=error)
+
+
+def describe_error(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
+    """``Class: message`` with secrets and query strings removed, bounded in length."""
+    name = type(exc).__name__
+    message = _QUERY.sub("?…", redact(" ".join(str(exc).split()), secrets))
+    text = f"{name}: {message}" if message else name
+    return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"
+
+
+def read_account(account: AccountConfig, client, previous: AccountState | None, settings: Settings,
+                 sleep=time.sleep) -> AccountState:
+    """Read and value one account; return its new state (see the module docstring)."""
+    attempts = settings.retries + 1
+    error = "unknown error"
+    for attempt in range(attempts):
+        try:
+            amounts, price_of = client.read()
+            holdings, total, unpriced = value_holdings(amounts, price_of)
+        except RETRYABLE as exc:
+            error = describe_error(exc, client.secret_values())
+            if attempt + 1 < attempts:
+                log.info("%s: %s; retry %d of %d", account.account_id, error, attempt + 1, settings.retries)
+                sleep(settings.retry_backoff_seconds * (2 ** attempt))  # fetch worker thread
+            continue
+        except Exception as exc:  # the account boundary: nothing escapes to other accounts
+            error = describe_error(exc, client.secret_values())
+            break
+        return AccountState(account_id=account.account_id, owner=account.owner, broker=account.broker.name,
+                            exchange=account.broker.exchange, status=Status.OK, value=total,
+                            holdings=holdings, unpriced=unpriced, fetched_at=time.time())
+    log.warning("%s: read failed: %s", account.account_id, error)
+    return (previous or blank_state(account)).failed(error)

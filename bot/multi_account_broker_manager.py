@@ -1,0 +1,202 @@
+"""The manager: every account's balance, fresh within the TTL, for the bot, the views and the API.
+
+``MultiAccountBrokerManager(config=None, config_dir=None)`` does no I/O when built; the
+configuration is read on first use. Reads run on a bounded pool of fetch workers; a caller
+waits only for an account that was never read (or for an explicit ``refresh``): an account
+whose cached state expired is served from its last state while one background read refreshes
+it. All public methods are thread-safe.
+
+The module-level ``multi_account_broker_manager`` is such a manager on the default
+configuration directory (``$BALANCES_CONFIG`` or ``./config``); importing this module does no I/O.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
+from decimal import Decimal
+from typing import Callable
+
+from bot.account_reader import blank_state, read_account
+from bot.account_state import AccountState, Status, sum_known
+from bot.balance_cache import BalanceCache
+from bot.broker_manager import BrokerType, ExchangeRegistry, broker_key, build_client
+from bot.config import MASTER_OWNER, AccountConfig, Config, load_config
+
+log = logging.getLogger(__name__)
+
+StateListener = Callable[[AccountState, AccountState | None], None]
+
+
+class MultiAccountBrokerManager:
+    def __init__(self, config: Config | None = None, config_dir: str | None = None):
+        self._config = config
+        self._config_dir = config_dir
+        self._setup_lock = threading.Lock()  # guards the one-time set-up below and `_listeners`
+        self._ready = False
+        self._listeners: list[StateListener] = []
+
+    # ------------------------------------------------------------------ set-up
+
+    def _ensure_ready(self) -> None:
+        if self._ready:
+            return
+        with self._setup_lock:
+            if self._ready:
+                return
+            config = self._config or load_config(self._config_dir)
+            settings = config.settings
+            self._config = config
+            self._settings = settings
+            self._registry = ExchangeRegistry(settings)
+            self._accounts: dict[str, AccountConfig] = {a.account_id: a for a in config.accounts()}
+            self._cache = BalanceCache(settings.cache_ttl_seconds, maxsize=max(16, 2 * len(self._accounts)))
+            self._clients = {}
+            for account_id, account in self._accounts.items():
+                client = build_client(account, self._registry, settings.base_currency)
+                if client is None:
+                    self._cache.pin(blank_state(account, Status.NOT_CONFIGURED, account.broker.missing_credentials))
+                else:
+                    self._clients[account_id] = client
+            self._readable = set(self._clients)
+            self._by_owner: dict[str, tuple[str, ...]] = {}
+            self._by_owner_broker: dict[tuple[str, str], tuple[str, ...]] = {}
+            for account in self._accounts.values():
+                owner = account.owner
+                self._by_owner[owner] = self._by_owner.get(owner, ()) + (account.account_id,)
+                for name in {account.broker.name.lower(), account.broker.exchange}:
+                    key = (owner, name)
+                    self._by_owner_broker[key] = self._by_owner_broker.get(key, ()) + (account.account_id,)
+            self._executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="balance-fetch")
+            self._ready = True
+
+    @property
+    def config(self) -> Config:
+        self._ensure_ready()
+        return self._config
+
+    def add_listener(self, listener: StateListener) -> None:
+        """Call ``listener(new_state, previous_state)`` on a fetch worker after every read."""
+        with self._setup_lock:
+            self._listeners.append(listener)
+
+    def close(self) -> None:
+        """Stop the fetch workers (reads in progress finish) and close connections."""
+        if self._ready:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._registry.close()
+
+    # ------------------------------------------------------------------ reading
+
+    def _read_one(self, account_id: str, future: Future) -> None:
+        account = self._accounts[account_id]
+        previous = self._cache.latest(account_id)
+        try:
+            state = read_account(account, self._clients[account_id], previous, self._settings)
+        except BaseException as exc:  # read_account does not raise; keep the flight honest anyway
+            state = (previous or blank_state(account)).failed(type(exc).__name__)
+        self._cache.complete(state)
+        future.set_result(state)
+        for listener in list(self._listeners):
+            try:
+                listener(state, previous)
+            except Exception:
+                log.exception("balance listener failed for %s", account_id)
+
+    def _states(self, account_ids: tuple[str, ...], force: bool = False, wait_all: bool = False) -> list[AccountState]:
+        """States of ``account_ids``; starts the reads they need; waits for never-read accounts
+        (or for every read when ``wait_all``)."""
+        if not force:
+            states = self._cache.fresh(account_ids)
+            if states is not None:
+                return states
+        started, waits = self._cache.claim(account_ids, self._readable, force)
+        for account_id, future in started:
+            self._executor.submit(self._read_one, account_id, future)
+        timeout = self._settings.first_read_timeout_seconds
+        result = []
+        for account_id in account_ids:
+            state = self._cache.latest(account_id)
+            future = waits.get(account_id)
+            if future is not None and (state is None or wait_all):
+                try:
+                    state = future.result(timeout=timeout)
+                except FutureTimeout:
+                    state = state or blank_state(self._accounts[account_id], Status.ERROR,
+                                                 f"Pending: first read not finished within {timeout:g} s")
+            result.append(state)
+        return result
+
+    def refresh(self, force: bool = True) -> list[AccountState]:
+        """Read every account (``force``) or every account that is not fresh, and wait for it."""
+        self._ensure_ready()
+        return self._states(tuple(self._accounts), force=force, wait_all=True)
+
+    def account_states(self) -> list[AccountState]:
+        """Every enabled account's state, master first, in configuration order."""
+        self._ensure_ready()
+        return self._states(tuple(self._accounts))
+
+    # ------------------------------------------------------------------ the bot's API
+
+    def get_user_balance(self, user_id: str, broker_type: BrokerType | str | None = None) -> Decimal | None:
+        """The user's total in the base currency, or one broker's value (by broker name or
+        exchange id; several accounts on one exchange are summed). None when unknown.
+        Raises KeyError for an unknown user or a broker the user does not have."""
+        self._ensure_ready()
+        if broker_type is None:
+            ids = self._by_owner.get(user_id)
+        else:
+            ids = self._by_owner_broker.get((user_id, broker_key(broker_type)))
+        if ids is None:
+            if user_id not in self._by_owner:
+                raise KeyError(f"unknown user {user_id!r}")
+            raise KeyError(f"user {user_id!r} has no broker {broker_key(broker_type)!r}")
+        states = self._cache.fresh(ids) or self._states(ids)
+        return sum_known(states)
+
+    def get_all_balances(self) -> dict:
+        """``{"master": {broker: value}, "users": {user_id: {broker: value}}}``; values Decimal or None."""
+        result: dict = {"master": {}, "users": {}}
+        for state in self.account_states():
+            if state.owner == MASTER_OWNER:
+                result["master"][state.broker] = state.value
+            else:
+                result["users"].setdefault(state.owner, {})[state.broker] = state.value
+        return result
+
+    def get_user_balance_summary(self) -> list[dict]:
+        """One entry per enabled user, highest total first (unknown totals last)."""
+        states = self.account_states()
+        summary = []
+        for user in self._config.enabled_users():
+            own = [s for s in states if s.owner == user.user_id]
+            summary.append({
+                "user_id": user.user_id,
+                "name": user.name,
+                "total": sum_known(own),
+                "brokers": {s.broker: s.value for s in own},
+                "status": {s.broker: s.status.value for s in own},
+            })
+        summary.sort(key=lambda u: (u["total"] is None, -(u["total"] or 0), u["user_id"]))
+        return summary
+
+    def get_status_report(self) -> str:
+        """The terminal report (see ``bot.report``) from the current states."""
+        from bot.report import build_report, render_table
+        return render_table(build_report(self))
+
+    def log_all_balances(self) -> None:
+        """Log one line per account and the totals (INFO; stale/error accounts as WARNING)."""
+        from bot.report import build_report, format_money
+        report = build_report(self)
+        base = report.base_currency
+        for state in report.states:
+            level = logging.INFO if state.status in (Status.OK, Status.NOT_CONFIGURED) else logging.WARNING
+            log.log(level, "balance %s %s %s%s", state.account_id, state.status.value, format_money(state.value, base),
+                    f" ({state.error})" if state.error else "")
+        log.info("balances: master %s, %d users, user capital %s", format_money(report.master_total, base),
+                 report.user_count, format_money(report.total_user_capital, base))
+
+
+multi_account_broker_manager = MultiAccountBrokerManager()

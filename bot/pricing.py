@@ -1,0 +1,95 @@
+"""Valuation of holdings in one base currency from an exchange's last prices.
+
+`PriceBook` holds the last price of each ``BASE/QUOTE`` spot pair. ``price(asset, base)`` tries
+the asset itself (1), the direct pair, the inverse pair, then a cross through EUR, USDT, USDC or
+BTC (e.g. DOT/EUR × EUR/USD). An asset it cannot price is reported unpriced, never valued at 0.
+A PriceBook is immutable once built except for its memo of answers (a dict written with single
+assignments, safe to share between threads).
+"""
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Callable, Mapping
+
+from bot.account_state import Holding
+
+CROSS_CURRENCIES = ("EUR", "USDT", "USDC", "BTC")
+ONE = Decimal(1)
+
+
+def to_decimal(value) -> Decimal | None:
+    """Decimal from an exchange number (str, int or float via its shortest repr); None if absent or bad."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        result = Decimal(value if isinstance(value, (str, int, Decimal)) else repr(value))
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+    return result if result.is_finite() else None
+
+
+class PriceBook:
+    def __init__(self, pairs: Mapping[tuple[str, str], Decimal]):
+        self._pairs = dict(pairs)
+        self._memo: dict[tuple[str, str], Decimal | None] = {}
+
+    @classmethod
+    def from_tickers(cls, tickers: Mapping[str, Mapping]) -> PriceBook:
+        """From ccxt tickers: spot symbols only; last price, else close, else the bid/ask midpoint."""
+        pairs = {}
+        for symbol, ticker in tickers.items():
+            if not isinstance(symbol, str) or ":" in symbol or symbol.count("/") != 1 or not isinstance(ticker, Mapping):
+                continue
+            price = to_decimal(ticker.get("last")) or to_decimal(ticker.get("close"))
+            if price is None:
+                bid, ask = to_decimal(ticker.get("bid")), to_decimal(ticker.get("ask"))
+                price = (bid + ask) / 2 if bid and ask else None
+            if price is not None and price > 0:
+                base, quote = symbol.split("/")
+                pairs[(base, quote)] = price
+        return cls(pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def _pair(self, asset: str, quote: str) -> Decimal | None:
+        direct = self._pairs.get((asset, quote))
+        if direct is not None:
+            return direct
+        inverse = self._pairs.get((quote, asset))
+        return ONE / inverse if inverse is not None else None
+
+    def price(self, asset: str, base: str) -> Decimal | None:
+        key = (asset, base)
+        if key in self._memo:
+            return self._memo[key]
+        result = ONE if asset == base else self._pair(asset, base)
+        if result is None:
+            for via in CROSS_CURRENCIES:
+                if via in key:
+                    continue
+                leg = self._pair(asset, via)
+                if leg is not None:
+                    rest = self._pair(via, base)
+                    if rest is not None:
+                        result = leg * rest
+                        break
+        self._memo[key] = result
+        return result
+
+
+def value_holdings(amounts: Mapping[str, Decimal], price_of: Callable[[str], Decimal | None]
+                   ) -> tuple[dict[str, Holding], Decimal, tuple[str, ...]]:
+    """Value each non-zero amount; returns (holdings, total of the priced ones, unpriced assets)."""
+    holdings, unpriced, total = {}, [], Decimal(0)
+    for asset, amount in amounts.items():
+        if amount == 0:
+            continue
+        price = price_of(asset)
+        value = amount * price if price is not None else None
+        holdings[asset] = Holding(amount=amount, price=price, value=value)
+        if value is None:
+            unpriced.append(asset)
+        else:
+            total += value
+    return holdings, total, tuple(sorted(unpriced))

@@ -1,0 +1,1 @@
+"""multibalance test suite."""
