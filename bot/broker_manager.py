@@ -41,7 +41,10 @@ class MalformedResponse(Exception):
 
 def parse_totals(balance: object) -> dict[str, Decimal]:
     """Total amount per asset from a ccxt balance structure; raises `MalformedResponse`."""
-    totals = balance.get("total") if isinstance(balance, Mapping) else None
+    if not isinstance(balance, Mapping) or not isinstance(balance.get("info"), (Mapping, list)):
+        # ccxt hands a body it could not parse as JSON on as the raw text ("info")
+        raise MalformedResponse("balance response is not JSON")
+    totals = balance.get("total")
     if not isinstance(totals, Mapping):
         raise MalformedResponse("balance response has no totals")
     amounts = {}

@@ -309,9 +309,9 @@ def _parse_users(directory: Path, env: Mapping[str, str]) -> tuple[UserConfig, .
             raise f.error("user_id", f"{MASTER_OWNER!r} is reserved for the master account")
         if ":" in user_id:
             raise f.error("user_id", "must not contain ':'")
-        if user_id in users:
-            raise f.error("user_id", f"duplicate user {user_id!r}")
-        users[user_id] = UserConfig(
+        if user_id.lower() in users:
+            raise f.error("user_id", f"duplicate user {user_id!r} (user ids differing only in case name one user)")
+        users[user_id.lower()] = UserConfig(
             user_id=user_id,
             name=f.text("name", user_id),
             enabled=f.get("enabled", bool, True),
@@ -337,7 +337,10 @@ def _parse_broker(f: _Fields, name: str, env: Mapping[str, str]) -> BrokerConfig
         raise ConfigError(f"{f.path}: field '{f.prefix[:-1]}': broker names must be non-empty and contain no ':'")
     f.check_known(BROKER_FIELDS)
     paper = f.get("paper", bool, False)
-    exchange = f.text("exchange", name.lower())
+    default_exchange = name.lower()
+    if paper and default_exchange not in ccxt.exchanges:
+        default_exchange = PAPER_EXCHANGE  # a paper account may have any name
+    exchange = f.text("exchange", default_exchange)
     if exchange not in ccxt.exchanges and exchange != PAPER_EXCHANGE:
         raise f.error("exchange", f"{exchange!r} is not a ccxt exchange id (see ccxt.exchanges)")
     if exchange == PAPER_EXCHANGE and not paper:

@@ -8,9 +8,9 @@ one read, and give it back: the pool holds as many instances as reads ever ran a
 per account, and each shares the public instance's market tables by reference
 (``set_markets_from_exchange``, which does not copy).
 
-Locks: ``_public_lock`` guards the public instance, the markets flag and the price book (so a
-cold endpoint is loaded by one thread while the others wait for it); ``_pool_lock`` guards
-``_idle``. ccxt instances are never used by two threads at once.
+Locks: ``_public_lock`` guards the public instance, the markets flag and the price book (public
+calls are sequential); ``_markets_lock`` is where readers of a cold endpoint wait while one of
+them loads the markets; ``_pool_lock`` guards ``_idle``. ccxt instances are never used by two threads at once.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from requests.adapters import HTTPAdapter
 from bot.exchange_urls import point_exchange_at
 from bot.pricing import PriceBook
 from bot.rate_limit import CallGate
-from bot.secrets import Credentials
+from bot.secrets import Credentials, ccxt_logger
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class ExchangeEndpoint:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_connections)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
+        self._markets_lock = threading.Lock()
         self._public_lock = threading.Lock()
         self._public = self._new_instance()
         self.rate_limit_ms = float(self._public.rateLimit or 0)
@@ -77,6 +78,7 @@ class ExchangeEndpoint:
             "timeout": self._timeout_ms,
             "options": copy.deepcopy(self._options),
             "session": self._session,
+            "logger": ccxt_logger(),
         })
         if self.sandbox:
             exchange.set_sandbox_mode(True)
@@ -113,8 +115,10 @@ class ExchangeEndpoint:
         """Load markets once (retried on the next read if it failed). Raises ccxt errors."""
         if self._markets_loaded:
             return
-        with self._public_lock:
-            self._ensure_markets_locked()
+        with self._markets_lock:  # waiters queue here, not on the public lock that prices also take
+            if not self._markets_loaded:
+                with self._public_lock:
+                    self._ensure_markets_locked()
 
     def price_book(self) -> PriceBook:
         """Last prices, fetched at most once per TTL. On failure the previous book is reused

@@ -7,6 +7,7 @@ known secret values from text (exception messages) before it is stored or shown.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 MASK = "***"
@@ -70,3 +71,25 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
         if value and len(value) >= 4:
             text = text.replace(value, MASK)
     return text
+
+
+class WithholdRequestDetails(logging.Filter):
+    """For ccxt's debug log: keep method and URL (without its query string), withhold request
+    headers and bodies (they carry API keys, passphrases and signatures)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if len(args) >= 2 and isinstance(args[1], str):
+            method, url = args[0], args[1].split("?", 1)[0]
+            record.msg, record.args = "%s %s (request and response details withheld)", (method, url)
+        elif "Request" in str(record.msg) or "Response" in str(record.msg):
+            record.msg, record.args = "ccxt request (details withheld)", ()
+        return True
+
+
+def ccxt_logger() -> logging.Logger:
+    """The logger handed to every ccxt instance; it never records credentials."""
+    logger = logging.getLogger("bot.ccxt")
+    if not any(isinstance(f, WithholdRequestDetails) for f in logger.filters):
+        logger.addFilter(WithholdRequestDetails())
+    return logger

@@ -48,6 +48,23 @@ Methods:
            ``self.prices`` directly): keep them quick, never block in them.
 Helpers for subclasses: ``json_response(obj, status=200, headers=None)``, ``fmt_decimal(value,
 places)``, ``Request`` (method, path, query, raw_query, target, headers, body, form(), json()).
+
+Private request pipeline (base, in this order)
+----------------------------------------------
+1. ``route`` -> private; ``extract_key``; under the lock: the account (auto-created in auto mode
+   when ``derive_credentials`` gives one), overlap check (+1 in flight), spacing check against the
+   key's previous ARRIVAL (the arrival is recorded even if it breaches), pop an injected fault.
+2. no account -> ``error_response("unknown_key")``, counted as a ``signature`` violation.
+   injected fault other than "timeout" -> ``error_response(fault)`` (no signature/nonce check,
+   the nonce is not consumed, nothing counted).
+3. otherwise ``verify_signature`` (outside the lock); under the lock: bad signature ->
+   "signature"; nonce breach -> "invalid_nonce" (nonce counted); ``check_request``; spacing
+   breach -> "rate_limit" (already counted in 1.); else the handler.
+4. wait ``latency``; an injected "timeout" then waits ``timeout_delay`` more before answering
+   (that extra hold is not "in flight" for the overlap rule unless ``timeout_hold_in_flight``).
+5. under the lock: -1 in flight, append the CallRecord; then the response is written in one send.
+Public requests: public_spacing check (counted, not rejected), handler, latency, CallRecord.
+Unknown paths: 404 from ``error_response("not_found")``, nothing recorded.
 """
 from __future__ import annotations
 
@@ -245,7 +262,7 @@ class FakeExchange:
         server.fake = self
         self._server = server
         self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
                                         name=f"fake-{self.name}", daemon=True)
         self._thread.start()
         return self

@@ -16,7 +16,8 @@ Error mapping (what ccxt 4.5.x raises, see its ``kraken.exceptions``):
   injected http_500 -> HTTP 500 ``EGeneral:Internal error``  -> ExchangeNotAvailable
   injected http_502 -> HTTP 502 HTML (Cloudflare style)      -> ExchangeNotAvailable
   injected http_429 -> HTTP 429 ``EGeneral:Too many requests`` -> DDoSProtection
-  injected malformed_json -> HTTP 200, truncated JSON body   -> BadResponse (see tests)
+  injected malformed_json -> HTTP 200, truncated JSON body   -> NOTHING: ccxt.kraken returns an
+      empty balance whose ``info`` is the raw text (its handle_errors only inspects parsed JSON)
   unknown path -> HTTP 404 ``EGeneral:Unknown method``
 """
 from __future__ import annotations
