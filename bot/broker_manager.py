@@ -95,7 +95,11 @@ class ExchangeClient:
         credentials = self.account.broker.credentials
         with gate.lock:
             with endpoint.borrow(credentials, gate) as exchange:
-                balance = exchange.fetch_balance()
+                try:
+                    balance = exchange.fetch_balance()
+                except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
+                    # ccxt's parsers fail this way on bodies that are not the expected JSON
+                    raise MalformedResponse(f"unparseable balance response ({type(exc).__name__})") from exc
         amounts = parse_totals(balance)
         book = endpoint.price_book()
         base = self._base
@@ -132,7 +136,7 @@ class ExchangeRegistry:
                                    timeout_seconds=s.request_timeout_seconds,
                                    public_min_interval=s.public_min_interval(exchange_id),
                                    prices_ttl_seconds=s.cache_ttl_seconds,
-                                   pool_connections=s.max_workers)
+                                   pool_connections=s.max_workers, price_pegs=s.price_pegs)
         with self._lock:
             endpoint = self._endpoints.setdefault(key, created)
         if endpoint is not created:

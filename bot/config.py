@@ -28,6 +28,8 @@ CONFIG_ENV_VAR = "BALANCES_CONFIG"
 
 # Kraken allows roughly one private call per second per key; 1.1 s keeps a margin.
 DEFAULT_MIN_INTERVALS = {"kraken": 1.1}
+# Last-resort valuation of stablecoins where an exchange has no market in the base currency.
+DEFAULT_PEGS = {"USDT": "USD", "USDC": "USD"}
 
 
 class ConfigError(Exception):
@@ -56,6 +58,7 @@ class Settings:
     retries: int = 2
     retry_backoff_seconds: float = 0.5
     first_read_timeout_seconds: float = 60.0
+    price_pegs: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PEGS))
 
     def min_interval(self, exchange: str) -> float | None:
         """Configured private-call spacing for ``exchange``, else the built-in default, else None."""
@@ -230,7 +233,7 @@ def _kind_name(kinds: tuple) -> str:
 
 SETTINGS_FIELDS = {"base_currency", "cache_ttl_seconds", "database_url", "timezone", "alerts", "rate_limits",
                    "web", "max_workers", "request_timeout_seconds", "retries", "retry_backoff_seconds",
-                   "first_read_timeout_seconds"}
+                   "first_read_timeout_seconds", "price_pegs"}
 
 
 def _parse_settings(path: Path) -> Settings:
@@ -274,7 +277,20 @@ def _parse_settings(path: Path) -> Settings:
         retries=retries,
         retry_backoff_seconds=f.number("retry_backoff_seconds", 0.5),
         first_read_timeout_seconds=f.number("first_read_timeout_seconds", 60, above=True),
+        price_pegs=_pegs(f),
     )
+
+
+def _pegs(f: _Fields) -> dict[str, str]:
+    if "price_pegs" not in f.data:
+        return dict(DEFAULT_PEGS)
+    pegs = f.obj("price_pegs")
+    result = {}
+    for stable, fiat in pegs.data.items():
+        if not isinstance(fiat, str) or not fiat.isalnum():
+            raise pegs.error(stable, f"must be a currency code such as USD, got {fiat!r}")
+        result[stable.upper()] = fiat.upper()
+    return result
 
 
 def _currency_code(f: _Fields, name: str, default: str) -> str:

@@ -32,9 +32,14 @@ from bot.secrets import Credentials, ccxt_logger
 
 log = logging.getLogger(__name__)
 
-# ccxt options the product needs per exchange: spot markets only, and the balance endpoint we read.
+# ccxt options the product needs per exchange: spot markets only, no signed calls while loading
+# markets, and the balance endpoint we read (Coinbase: Advanced Trade v3 accounts).
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
-    "coinbase": {"fetchBalance": "v3PrivateGetBrokerageAccounts"},
+    "binance": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False},
+    "okx": {"fetchMarkets": {"types": ["spot"]}},
+    "coinbase": {"fetchBalance": "v3PrivateGetBrokerageAccounts", "fetchMarkets": "fetchMarketsV3",
+                 "fetchTickers": "fetchTickersV3", "fetchTicker": "fetchTickerV3",
+                 "fetchTime": "v3PublicGetBrokerageTime"},
 }
 
 
@@ -46,13 +51,14 @@ class ExchangeEndpoint:
     def __init__(self, exchange_id: str, api_url: str | None = None, sandbox: bool = False,
                  options: Mapping[str, Any] | None = None, timeout_seconds: float = 10.0,
                  public_min_interval: float | None = None, prices_ttl_seconds: float = 120.0,
-                 pool_connections: int = 16):
+                 pool_connections: int = 16, price_pegs: Mapping[str, str] | None = None):
         self.exchange_id = exchange_id
         self.api_url = api_url
         self.sandbox = sandbox
         self._options = {**DEFAULT_OPTIONS.get(exchange_id, {}), **(options or {})}
         self._timeout_ms = int(timeout_seconds * 1000)
         self._prices_ttl = prices_ttl_seconds
+        self._pegs = dict(price_pegs or {})
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_connections)
         self._session.mount("http://", adapter)
@@ -128,7 +134,7 @@ class ExchangeEndpoint:
                 return self._book
             try:
                 self._ensure_markets_locked()
-                book = PriceBook.from_tickers(self._public.fetch_tickers())
+                book = PriceBook.from_tickers(self._public.fetch_tickers(), self._pegs)
             except Exception as exc:
                 if self._book is None:
                     raise
@@ -154,6 +160,7 @@ class ExchangeEndpoint:
         if exchange is None:
             exchange = self._new_instance()
             exchange.set_markets_from_exchange(self._public)
+            exchange._multibalance_options = dict(exchange.options)
             with self._pool_lock:
                 self.instances_created += 1
         exchange.apiKey = credentials.api_key.reveal()
@@ -165,6 +172,10 @@ class ExchangeEndpoint:
         finally:
             exchange.apiKey = exchange.secret = exchange.password = None
             exchange._multibalance_gate = None
+            # per-credential state ccxt keeps in options (e.g. binance's
+            # hasAlreadyAuthenticatedSuccessfully) must not follow the instance to another key
+            exchange.options.clear()
+            exchange.options.update(exchange._multibalance_options)
             with self._pool_lock:
                 self._idle.append(exchange)
 

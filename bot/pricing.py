@@ -2,7 +2,7 @@
 
 `PriceBook` holds the last price of each ``BASE/QUOTE`` spot pair. ``price(asset, base)`` tries
 the asset itself (1), the direct pair, the inverse pair, then a cross through EUR, USDT, USDC or
-BTC (e.g. DOT/EUR × EUR/USD). An asset it cannot price is reported unpriced, never valued at 0.
+BTC (e.g. DOT/EUR × EUR/USD), then the configured stablecoin pegs. An asset it cannot price is reported unpriced, never valued at 0.
 A PriceBook is immutable once built except for its memo of answers (a dict written with single
 assignments, safe to share between threads).
 """
@@ -29,12 +29,17 @@ def to_decimal(value) -> Decimal | None:
 
 
 class PriceBook:
-    def __init__(self, pairs: Mapping[tuple[str, str], Decimal]):
+    """Last prices of one exchange. ``pegs`` ({"USDT": "USD"}) are used only when no market
+    route reaches the base currency: an asset priced in USDT is then valued as if 1 USDT were
+    1 USD (exchanges such as Binance and OKX have no USD markets at all)."""
+
+    def __init__(self, pairs: Mapping[tuple[str, str], Decimal], pegs: Mapping[str, str] | None = None):
         self._pairs = dict(pairs)
+        self._pegs = dict(pegs or {})
         self._memo: dict[tuple[str, str], Decimal | None] = {}
 
     @classmethod
-    def from_tickers(cls, tickers: Mapping[str, Mapping]) -> PriceBook:
+    def from_tickers(cls, tickers: Mapping[str, Mapping], pegs: Mapping[str, str] | None = None) -> PriceBook:
         """From ccxt tickers: spot symbols only; last price, else close, else the bid/ask midpoint."""
         pairs = {}
         for symbol, ticker in tickers.items():
@@ -47,7 +52,7 @@ class PriceBook:
             if price is not None and price > 0:
                 base, quote = symbol.split("/")
                 pairs[(base, quote)] = price
-        return cls(pairs)
+        return cls(pairs, pegs)
 
     def __len__(self) -> int:
         return len(self._pairs)
@@ -59,20 +64,32 @@ class PriceBook:
         inverse = self._pairs.get((quote, asset))
         return ONE / inverse if inverse is not None else None
 
-    def price(self, asset: str, base: str) -> Decimal | None:
-        key = (asset, base)
-        if key in self._memo:
-            return self._memo[key]
-        result = ONE if asset == base else self._pair(asset, base)
+    def _route(self, asset: str, quote: str) -> Decimal | None:
+        if asset == quote:
+            return ONE
+        result = self._pair(asset, quote)
         if result is None:
             for via in CROSS_CURRENCIES:
-                if via in key:
+                if via in (asset, quote):
                     continue
                 leg = self._pair(asset, via)
                 if leg is not None:
-                    rest = self._pair(via, base)
+                    rest = self._pair(via, quote)
                     if rest is not None:
-                        result = leg * rest
+                        return leg * rest
+        return result
+
+    def price(self, asset: str, base: str) -> Decimal | None:
+        """The price of one ``asset`` in ``base``; pegs are the last resort (see the class docstring)."""
+        key = (asset, base)
+        if key in self._memo:
+            return self._memo[key]
+        result = self._route(asset, base)
+        if result is None:
+            for stable, fiat in self._pegs.items():
+                if fiat == base:
+                    result = self._route(asset, stable)
+                    if result is not None:
                         break
         self._memo[key] = result
         return result

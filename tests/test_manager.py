@@ -131,7 +131,7 @@ FAULT_EXPECTATIONS = {
     "timeout": ("RequestTimeout", True),
     "http_500": ("ExchangeNotAvailable", True),
     "http_502": ("ExchangeNotAvailable", True),
-    "http_429": ("DDoSProtection", True),
+    "http_429": (("DDoSProtection", "RateLimitExceeded"), True),
     "malformed_json": (None, False),
     "invalid_key": ("AuthenticationError", False),
     "invalid_nonce": ("InvalidNonce", True),
@@ -142,18 +142,24 @@ def error_class(state):
     return state.error.split(":", 1)[0]
 
 
+# Coinbase answers a stale timestamp with its authentication error body, which ccxt maps to
+# AuthenticationError (ccxt issues #5979, #8587): reported as such and not retried.
+EXCHANGE_EXCEPTIONS = {("coinbase", "invalid_nonce"): ("AuthenticationError", False)}
+
+
 def assert_reported_as(state, expected):
     name = error_class(state)
     if expected is None:
-        assert name in ("MalformedResponse", "BadResponse", "NullResponse", "ExchangeError"), state.error
+        assert name == "MalformedResponse", state.error
     else:
-        assert issubclass(getattr(ccxt, name), getattr(ccxt, expected)), state.error
+        options = expected if isinstance(expected, tuple) else (expected,)
+        assert any(issubclass(getattr(ccxt, name), getattr(ccxt, e)) for e in options), state.error
 
 
 @pytest.mark.parametrize("exchange", exchange_params)
 @pytest.mark.parametrize("fault", list(FAULT_EXPECTATIONS))
 def test_fault_matrix(config, managers, exchange, fault):
-    expected, retried = FAULT_EXPECTATIONS[fault]
+    expected, retried = EXCHANGE_EXCEPTIONS.get((exchange, fault), FAULT_EXPECTATIONS[fault])
     with fake_class(exchange)() as fake:
         fake.timeout_delay = 1.5  # beyond the 1 s client timeout
         hit, other, fresh = (fake.add_account(b) for b in ({"BTC": "1"}, {"ETH": "2"}, {"BTC": "2"}))

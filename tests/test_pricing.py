@@ -61,3 +61,14 @@ def test_to_decimal_is_exact_for_exchange_numbers():
     assert to_decimal(1e-8) == D("1E-8")
     assert to_decimal(None) is None and to_decimal("abc") is None and to_decimal(float("nan")) is None
     assert to_decimal(True) is None
+
+
+def test_pegs_are_a_last_resort_for_exchanges_without_base_markets():
+    binance_like = {"BTC/USDT": {"last": 50000}, "EUR/USDT": {"last": 1.1}, "DOT/EUR": {"last": 6.5}}
+    pegged = PriceBook.from_tickers(binance_like, pegs={"USDT": "USD"})
+    assert pegged.price("BTC", "USD") == D(50000)
+    assert pegged.price("USDT", "USD") == 1
+    assert pegged.price("DOT", "USD") == D("6.5") * D("1.1")
+    assert PriceBook.from_tickers(binance_like).price("BTC", "USD") is None  # no pegs: unpriced
+    with_usd = PriceBook.from_tickers({**binance_like, "USDT/USD": {"last": 0.99}}, pegs={"USDT": "USD"})
+    assert with_usd.price("USDT", "USD") == D("0.99")  # a real market wins over the peg

@@ -6,6 +6,9 @@ Endpoints (everything else -> HTTP 404, counted nowhere):
            GET /api/v3/ping, /api/v3/time
   private  GET /api/v3/account        (``omitZeroBalances=true`` honoured)
 
+Auto-accounts (``auto_accounts=True``) accept any 64-alphanumeric API key (Binance's format) whose
+secret is ``derive_secret(api_key)``; other keys get -2014.
+
 Wire format is Binance's: numbers as strings with 8 decimals ("0.50000000"), errors as
 ``{"code": -1022, "msg": "..."}``. Asset and symbol ids are the unified codes (BTC, BTCUSDT).
 

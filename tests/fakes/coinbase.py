@@ -39,11 +39,13 @@ Error mapping (what ccxt 4.5.90 raises, via ``coinbase.handle_errors`` and ``htt
       -> 401 {"error": "unauthorized", ...}                         -> AuthenticationError
   old/replayed timestamp or JWT nonce / injected invalid_nonce
       -> 401 {"errors": [{"id": "authentication_error", "message": "request timestamp expired"}]}
-      -> AuthenticationError (ccxt maps the *message* broadly to InvalidNonce, but the exact
-         match on the id ``authentication_error`` is checked first and wins)
+      -> AuthenticationError, exactly as with the real Coinbase (ccxt issues #5979, #8587): ccxt
+         maps the *message* broadly to InvalidNonce, but the exact match on the id
+         ``authentication_error`` is checked first and wins
   spacing breach (min_interval) / injected http_429
       -> 429 {"errors": [{"id": "rate_limit_exceeded", "message": "Too many requests"}]}
-      -> RateLimitExceeded (a DDoSProtection)
+      -> RateLimitExceeded (any 429 does, via the body or ``httpExceptions``; in ccxt 4.5.90 it
+         is a NetworkError but NOT a subclass of DDoSProtection)
   injected http_500 -> 500 text/plain               -> ExchangeNotAvailable
   injected http_502 -> 502 HTML (gateway page)      -> ExchangeNotAvailable
   injected malformed_json -> 200 truncated JSON     -> plain ``TypeError`` from ccxt's

@@ -47,7 +47,7 @@ import string
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 
 from .base import Account, FakeExchange, Request, Response
