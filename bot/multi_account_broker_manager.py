@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
 from decimal import Decimal
 from typing import Callable
@@ -29,7 +30,9 @@ StateListener = Callable[[AccountState, AccountState | None], None]
 
 
 class MultiAccountBrokerManager:
-    def __init__(self, config: Config | None = None, config_dir: str | None = None):
+    def __init__(self, config: Config | None = None, config_dir: str | None = None, clock=time.monotonic):
+        """``clock`` times the cache's TTL (tests pass a controllable one)."""
+        self._clock = clock
         self._config = config
         self._config_dir = config_dir
         self._setup_lock = threading.Lock()  # guards the one-time set-up below and `_listeners`
@@ -50,7 +53,8 @@ class MultiAccountBrokerManager:
             self._settings = settings
             self._registry = ExchangeRegistry(settings)
             self._accounts: dict[str, AccountConfig] = {a.account_id: a for a in config.accounts()}
-            self._cache = BalanceCache(settings.cache_ttl_seconds, maxsize=max(16, 2 * len(self._accounts)))
+            self._cache = BalanceCache(settings.cache_ttl_seconds, maxsize=max(16, 2 * len(self._accounts)),
+                                       timer=self._clock)
             self._clients = {}
             for account_id, account in self._accounts.items():
                 client = build_client(account, self._registry, settings.base_currency)

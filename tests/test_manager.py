@@ -233,3 +233,75 @@ def test_errors_and_logs_carry_no_secrets(config, managers, kraken, caplog):
     assert state.status is Status.ERROR
     for text in (state.error, caplog.text, report, repr(state)):
         assert creds["api_key"] not in text and creds["api_secret"] not in text
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_expired_entry_is_served_at_once_while_one_read_refreshes_it(config, managers, kraken):
+    from bot.multi_account_broker_manager import MultiAccountBrokerManager
+
+    creds = kraken.add_account({"USD": "10"})
+    config.settings(**FAST_SETTINGS, rate_limits=no_spacing("kraken")).user("alice", {"kraken": broker_on(kraken, creds)})
+    clock = Clock()
+    manager = MultiAccountBrokerManager(config.load(), clock=clock)
+    managers.append(manager)
+    assert manager.get_user_balance("alice") == D(10)
+    clock.now += 121                                  # past the 120 s TTL
+    kraken.timeout_delay = 1.5                        # the refresh will hang, then time out
+    kraken.inject("timeout", api_key=creds["api_key"], count=10)
+    assert manager.get_user_balance("alice") == D(10)  # answered from the last state ...
+    assert "alice:kraken" in manager._cache._inflight   # ... while its read is still in flight
+    assert manager.get_user_balance("alice") == D(10)
+    state, = manager.refresh(force=False)              # joins the read in flight, no second one
+    assert state.status is Status.STALE and state.value == D(10) and state.error.startswith("RequestTimeout")
+
+
+def test_public_calls_respect_the_exchange_public_limit(config, managers):
+    with FakeKraken(public_min_interval=1.0) as fake:   # Kraken's ccxt rateLimit is 1000 ms
+        creds = [fake.add_account({"USD": "1"}) for _ in range(3)]
+        config.settings(**FAST_SETTINGS)
+        for i, c in enumerate(creds):
+            config.user(f"u{i}", {"kraken": broker_on(fake, c)})
+        manager = manager_for(config, managers)
+        assert all(s.status is Status.OK for s in manager.refresh())
+        public = sorted((c for c in fake.calls if c.kind == "public"), key=lambda c: c.start)
+        assert len(public) == 3
+        assert fake.violations["public_spacing"] == 0
+
+
+def test_zero_balances_unpriced_assets_and_unknown_are_told_apart(config, managers, kraken):
+    empty = kraken.add_account({"USD": "0"})
+    odd = kraken.add_account({"USD": "5", "FOO": "3"})
+    config.settings(**FAST_SETTINGS, rate_limits=no_spacing("kraken"))
+    config.user("empty", {"kraken": broker_on(kraken, empty)}).user("odd", {"kraken": broker_on(kraken, odd)})
+    config.user("unknown", {"kraken": {"api_key_env": "UNSET_KEY", "api_secret_env": "UNSET_SECRET"}})
+    manager = manager_for(config, managers)
+    states = {s.owner: s for s in manager.refresh()}
+    assert states["empty"].status is Status.OK and states["empty"].value == 0
+    assert states["odd"].value == D(5) and states["odd"].unpriced == ("FOO",)
+    assert states["odd"].holdings["FOO"].amount == D(3) and states["odd"].holdings["FOO"].value is None
+    assert states["unknown"].value is None
+    assert manager.get_user_balance("empty") == 0 and manager.get_user_balance("unknown") is None
+
+
+def test_importing_does_no_io_and_the_default_manager_reads_the_default_config(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import bot.multi_account_broker_manager as m; import sys; "
+            "print('imported'); sys.stdout.flush(); "
+            "print(m.multi_account_broker_manager.get_user_balance('alice'))")
+    missing = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                             env={"BALANCES_CONFIG": str(tmp_path / "absent"), "PATH": "/usr/bin:/bin"})
+    assert missing.stdout.startswith("imported") and "configuration directory not found" in missing.stderr
+    example = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                             env={"BALANCES_CONFIG": str(root / "config"), "PATH": "/usr/bin:/bin"})
+    assert example.stdout.split() == ["imported", "1000.00"], example.stderr
