@@ -59,6 +59,8 @@ class Settings:
     retry_backoff_seconds: float = 0.5
     first_read_timeout_seconds: float = 60.0
     price_pegs: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PEGS))
+    snapshot_interval_minutes: float = 15.0
+    retention_days: float = 90.0
 
     def min_interval(self, exchange: str) -> float | None:
         """Configured private-call spacing for ``exchange``, else the built-in default, else None."""
@@ -233,7 +235,7 @@ def _kind_name(kinds: tuple) -> str:
 
 SETTINGS_FIELDS = {"base_currency", "cache_ttl_seconds", "database_url", "timezone", "alerts", "rate_limits",
                    "web", "max_workers", "request_timeout_seconds", "retries", "retry_backoff_seconds",
-                   "first_read_timeout_seconds", "price_pegs"}
+                   "first_read_timeout_seconds", "price_pegs", "snapshot_interval_minutes", "retention_days"}
 
 
 def _parse_settings(path: Path) -> Settings:
@@ -278,6 +280,8 @@ def _parse_settings(path: Path) -> Settings:
         retry_backoff_seconds=f.number("retry_backoff_seconds", 0.5),
         first_read_timeout_seconds=f.number("first_read_timeout_seconds", 60, above=True),
         price_pegs=_pegs(f),
+        snapshot_interval_minutes=f.number("snapshot_interval_minutes", 15, above=True),
+        retention_days=f.number("retention_days", 90, above=True),
     )
 
 

@@ -22,22 +22,44 @@ from bot.account_reader import blank_state, read_account
 from bot.account_state import AccountState, Status, sum_known
 from bot.balance_cache import BalanceCache
 from bot.broker_manager import BrokerType, ExchangeRegistry, broker_key, build_client
-from bot.config import MASTER_OWNER, AccountConfig, Config, load_config
+from bot.config import MASTER_OWNER, AccountConfig, Config, ConfigError, load_config
+from bot.history import HistoryRecorder
+from bot.scheduler import BalanceScheduler
+from bot.store import BalanceStore, default_database_url
 
 log = logging.getLogger(__name__)
 
-StateListener = Callable[[AccountState, AccountState | None], None]
+StateListener = Callable[[AccountState, "AccountState | None", str], None]
+
+# Why a read happened (the snapshot sources of the history store).
+ON_DEMAND, FORCED, SCHEDULED = "account_sync", "manual_sync", "scheduled_sync"
+
+
+def open_store(config: Config) -> BalanceStore:
+    """The history store of ``config``; an unusable ``database_url`` is a configuration error."""
+    url = config.settings.database_url or default_database_url(config.directory)
+    try:
+        return BalanceStore(url)
+    except Exception as exc:
+        raise ConfigError(f"{config.directory / 'settings.json'}: field 'database_url': "
+                          f"cannot open the database ({type(exc).__name__})") from None
 
 
 class MultiAccountBrokerManager:
-    def __init__(self, config: Config | None = None, config_dir: str | None = None, clock=time.monotonic):
-        """``clock`` times the cache's TTL (tests pass a controllable one)."""
+    def __init__(self, config: Config | None = None, config_dir: str | None = None, clock=time.monotonic,
+                 history: bool = True):
+        """``clock`` times the cache's TTL (tests pass a controllable one); ``history`` records
+        snapshots and daily closes in the store (``settings.database_url``, default an SQLite
+        file in the configuration directory)."""
         self._clock = clock
         self._config = config
         self._config_dir = config_dir
-        self._setup_lock = threading.Lock()  # guards the one-time set-up below and `_listeners`
+        self._want_history = history
+        self._setup_lock = threading.RLock()  # guards the one-time set-up, `_listeners`, `_scheduler`
         self._ready = False
         self._listeners: list[StateListener] = []
+        self._history = None
+        self._scheduler = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -72,7 +94,15 @@ class MultiAccountBrokerManager:
                     key = (owner, name)
                     self._by_owner_broker[key] = self._by_owner_broker.get(key, ()) + (account.account_id,)
             self._executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="balance-fetch")
+            if self._want_history:
+                self._history = HistoryRecorder(self, open_store(config), settings).start()
             self._ready = True
+
+    def open(self) -> MultiAccountBrokerManager:
+        """Set up now (read the configuration, open the history store) instead of on first use.
+        Raises ConfigError."""
+        self._ensure_ready()
+        return self
 
     @property
     def config(self) -> Config:
@@ -80,19 +110,42 @@ class MultiAccountBrokerManager:
         return self._config
 
     def add_listener(self, listener: StateListener) -> None:
-        """Call ``listener(new_state, previous_state)`` on a fetch worker after every read."""
+        """Call ``listener(new_state, previous_state, source)`` on a fetch worker after every read
+        (``source``: account_sync, manual_sync or scheduled_sync). Listeners must be quick."""
         with self._setup_lock:
             self._listeners.append(listener)
 
+    @property
+    def history(self) -> HistoryRecorder | None:
+        """The history recorder (snapshots, daily closes), or None when history is off."""
+        self._ensure_ready()
+        return self._history
+
+    def start_scheduler(self) -> BalanceScheduler:
+        """Start the background jobs (refresh every TTL, hourly log, midnight close, pruning) once."""
+        self._ensure_ready()
+        with self._setup_lock:
+            if self._scheduler is None:
+                self._scheduler = BalanceScheduler(self, self._history)
+                self._scheduler.start()
+            return self._scheduler
+
     def close(self) -> None:
-        """Stop the fetch workers (reads in progress finish) and close connections."""
-        if self._ready:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._registry.close()
+        """Stop the scheduler and the fetch workers (reads in progress finish), write the
+        history still queued, and close connections."""
+        if not self._ready:
+            return
+        if self._scheduler is not None:
+            self._scheduler.shutdown()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._history is not None:
+            self._history.stop()
+            self._history.store.close()
+        self._registry.close()
 
     # ------------------------------------------------------------------ reading
 
-    def _read_one(self, account_id: str, future: Future) -> None:
+    def _read_one(self, account_id: str, future: Future, source: str) -> None:
         account = self._accounts[account_id]
         previous = self._cache.latest(account_id)
         try:
@@ -103,11 +156,12 @@ class MultiAccountBrokerManager:
         future.set_result(state)
         for listener in list(self._listeners):
             try:
-                listener(state, previous)
+                listener(state, previous, source)
             except Exception:
                 log.exception("balance listener failed for %s", account_id)
 
-    def _states(self, account_ids: tuple[str, ...], force: bool = False, wait_all: bool = False) -> list[AccountState]:
+    def _states(self, account_ids: tuple[str, ...], force: bool = False, wait_all: bool = False,
+                source: str = ON_DEMAND) -> list[AccountState]:
         """States of ``account_ids``; starts the reads they need; waits for never-read accounts
         (or for every read when ``wait_all``)."""
         if not force:
@@ -116,7 +170,7 @@ class MultiAccountBrokerManager:
                 return states
         started, waits = self._cache.claim(account_ids, self._readable, force)
         for account_id, future in started:
-            self._executor.submit(self._read_one, account_id, future)
+            self._executor.submit(self._read_one, account_id, future, source)
         timeout = self._settings.first_read_timeout_seconds
         result = []
         for account_id in account_ids:
@@ -131,10 +185,18 @@ class MultiAccountBrokerManager:
             result.append(state)
         return result
 
-    def refresh(self, force: bool = True) -> list[AccountState]:
-        """Read every account (``force``) or every account that is not fresh, and wait for it."""
+    def refresh(self, force: bool = True, source: str | None = None) -> list[AccountState]:
+        """Read every account (``force``) or every account that is not fresh, and wait for it.
+        ``source`` labels the reads for history (default manual_sync when forced, else account_sync)."""
         self._ensure_ready()
-        return self._states(tuple(self._accounts), force=force, wait_all=True)
+        source = source or (FORCED if force else ON_DEMAND)
+        return self._states(tuple(self._accounts), force=force, wait_all=True, source=source)
+
+    def current_states(self) -> list[AccountState]:
+        """The last state of every account, without starting any read (for history and views)."""
+        self._ensure_ready()
+        states = self._cache.states()
+        return [states[i] for i in self._accounts if i in states]
 
     def account_states(self) -> list[AccountState]:
         """Every enabled account's state, master first, in configuration order."""

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import FAST_SETTINGS, broker_on, no_spacing
 from tests.fakes import FakeKraken
@@ -19,6 +22,14 @@ def run(*args, env=None):
                           cwd=ROOT, env=env)
 
 
+@pytest.fixture
+def example(tmp_path) -> str:
+    """A copy of the example configuration (its history database then stays out of the repo)."""
+    target = tmp_path / "config"
+    shutil.copytree(ROOT / "config", target, ignore=shutil.ignore_patterns("*.sqlite3*"))
+    return str(target)
+
+
 def reference_report() -> str:
     product = (ROOT.parent / "shared" / "PRODUCT.md")
     if product.exists():
@@ -28,8 +39,8 @@ def reference_report() -> str:
     return (ROOT / "tests" / "data" / "reference_report.txt").read_text().rstrip("\n")
 
 
-def test_example_config_prints_the_reference_report():
-    result = run("--config", "config")
+def test_example_config_prints_the_reference_report(example):
+    result = run("--config", example)
     assert result.returncode == 0, result.stderr
     stamp = re.compile(r"Generated: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
     assert stamp.search(result.stdout)
@@ -43,8 +54,8 @@ def test_reference_copy_matches_product_brief():
         assert copy == reference_report()
 
 
-def test_json_on_example_config():
-    result = run("--config", "config", "--json")
+def test_json_on_example_config(example):
+    result = run("--config", example, "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["base_currency"] == "USD"
@@ -60,8 +71,8 @@ def test_json_on_example_config():
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", data["timestamp"])
 
 
-def test_user_filter():
-    result = run("--config", "config", "--user", "bob")
+def test_user_filter(example):
+    result = run("--config", example, "--user", "bob")
     assert result.returncode == 0
     assert "User: bob" in result.stdout and "alice" not in result.stdout and "MASTER" not in result.stdout
 
@@ -100,8 +111,8 @@ def test_bad_config_is_one_line_on_stderr_exit_2(config):
     assert "alice.json" in result.stderr and "brokers.kraken.exchange" in result.stderr
 
 
-def test_usage_errors_exit_2():
-    for args in (["--bogus"], ["--config", "config", "--user", "zed"], ["--config", "/nonexistent/dir"]):
+def test_usage_errors_exit_2(example):
+    for args in (["--bogus"], ["--config", example, "--user", "zed"], ["--config", "/nonexistent/dir"]):
         result = run(*args)
         assert result.returncode == 2, args
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")

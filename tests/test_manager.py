@@ -302,6 +302,8 @@ def test_importing_does_no_io_and_the_default_manager_reads_the_default_config(t
     missing = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                              env={"BALANCES_CONFIG": str(tmp_path / "absent"), "PATH": "/usr/bin:/bin"})
     assert missing.stdout.startswith("imported") and "configuration directory not found" in missing.stderr
+    import shutil
+    shutil.copytree(root / "config", tmp_path / "example", ignore=shutil.ignore_patterns("*.sqlite3*"))
     example = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
-                             env={"BALANCES_CONFIG": str(root / "config"), "PATH": "/usr/bin:/bin"})
+                             env={"BALANCES_CONFIG": str(tmp_path / "example"), "PATH": "/usr/bin:/bin"})
     assert example.stdout.split() == ["imported", "1000.00"], example.stderr

@@ -47,7 +47,8 @@ Methods:
            Handlers run WITH ``self.lock`` held (so they may read ``account.balances`` and
            ``self.prices`` directly): keep them quick, never block in them.
 Helpers for subclasses: ``json_response(obj, status=200, headers=None)``, ``fmt_decimal(value,
-places)``, ``Request`` (method, path, query, raw_query, target, headers, body, form(), json()).
+places)``, ``Request`` (method, path, query, raw_query, target, headers, body, form(), json()),
+``_enqueue_fault(fault, api_key, count)`` (``inject`` without the FAULTS check, for extra faults).
 
 Private request pipeline (base, in this order)
 ----------------------------------------------
@@ -342,6 +343,12 @@ class FakeExchange:
         ``fault`` (one of FAULTS). Key-specific faults are consumed before global ones."""
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; expected one of {FAULTS}")
+        self._enqueue_fault(fault, api_key, count)
+
+    def _enqueue_fault(self, fault: str, api_key: Optional[str], count: int) -> None:
+        """Queue ``fault`` for the next ``count`` private calls (of ``api_key``, or of anyone),
+        unchecked: for a subclass's ``inject`` that accepts faults of its own besides FAULTS
+        (they reach its ``error_response`` like the others)."""
         with self.lock:
             queue = self._faults_any if api_key is None else self._faults_by_key.setdefault(api_key, [])
             queue.extend([fault] * int(count))

@@ -126,10 +126,7 @@ class FakeBinance(FakeExchange):
         """As ``FakeExchange.inject``, plus ``"http_418"`` (Binance's IP-ban answer)."""
         if fault not in EXTRA_FAULTS:
             return super().inject(fault, api_key, count)
-        with self.lock:  # same queues as base.inject (base's own check only knows base.FAULTS)
-            queue = (self._faults_any if api_key is None
-                     else self._faults_by_key.setdefault(api_key, []))
-            queue.extend([fault] * int(count))
+        self._enqueue_fault(fault, api_key, count)  # base's own check only knows base.FAULTS
 
     # ------------------------------------------------------------------ credentials
     def new_credentials(self) -> tuple:

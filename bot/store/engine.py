@@ -1,0 +1,93 @@
+"""Engines for the two supported databases, set up for many threads and several processes.
+
+SQLite (a file; in-memory databases are refused because each pooled connection would see its
+own empty database): WAL journal (readers never block the writer and vice versa),
+``synchronous=NORMAL`` (durable across process crashes; a power cut may lose the last commits,
+never corrupt the file), a busy timeout of `BUSY_TIMEOUT_SECONDS` so that a writer waits for
+another process's write instead of failing, foreign keys on. pysqlite's own transaction
+handling is switched off and SQLAlchemy emits ``BEGIN`` itself: read transactions use a plain
+(deferred) ``BEGIN``, write transactions — connections from `writer(engine)` — use
+``BEGIN IMMEDIATE``, which takes SQLite's single write lock up front, so concurrent writers
+queue instead of deadlocking on a read-to-write upgrade.
+
+PostgreSQL through psycopg 3 (``postgresql://`` URLs are read as ``postgresql+psycopg://``);
+sessions in UTC; READ COMMITTED, with the locks a write takes documented where it takes them.
+Both get a connection pool; the engine is thread-safe, connections are not shared.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, make_url
+
+BUSY_TIMEOUT_SECONDS = 30
+_WRITE_OPTION = "multibalance_write"
+
+# Key of the PostgreSQL transaction-level advisory lock (pg_advisory_xact_lock) taken by migrations.
+MIGRATION_LOCK = 0x6D62_0001  # "mb" 1: schema migrations
+
+
+def default_database_url(config_dir: Path) -> str:
+    """The default database: ``multibalance.sqlite3`` in the configuration directory (absolute path)."""
+    return f"sqlite:///{(Path(config_dir).resolve() / 'multibalance.sqlite3').as_posix()}"
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for `url` (SQLite file or PostgreSQL), set up as described in the module docstring.
+
+    Raises ValueError for other databases and for in-memory SQLite. Creates the SQLite file's
+    directory if needed; otherwise connects lazily (nothing happens until the first query).
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or parsed.query.get("mode") == "memory":
+            raise ValueError("in-memory SQLite is not supported by the balance store; give a file path")
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        engine = create_engine(parsed, pool_pre_ping=True)
+        event.listen(engine, "connect", _postgresql_connect)
+        return engine
+    raise ValueError(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://...")
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine (same pool) whose transactions are write transactions (SQLite: BEGIN IMMEDIATE)."""
+    return engine.execution_options(**{_WRITE_OPTION: True})
+
+
+def _sqlite_connect(dbapi_connection, connection_record) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA cache_size = -32768")  # 32 MiB per connection, allocated as used
+        cursor.execute("PRAGMA wal_autocheckpoint = 10000")
+    finally:
+        cursor.close()
+
+
+def _postgresql_connect(dbapi_connection, connection_record) -> None:
+    # Sessions in UTC: psycopg then returns timestamptz values with tzinfo=timezone.utc as they
+    # are, and nothing depends on the server's or the role's TimeZone setting.
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        dbapi_connection.execute("SET TIME ZONE 'UTC'")
+    finally:
+        dbapi_connection.autocommit = autocommit
+
+
+def _sqlite_begin(connection) -> None:
+    write = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

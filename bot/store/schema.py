@@ -1,0 +1,139 @@
+"""The tables, declared once for queries. Migrations (``migrations/versions``) create them.
+
+snapshots         one row per successful account read (intraday; pruned after the retention)
+snapshot_assets   per-asset detail of a snapshot (deleted with it)
+accounts          every account that has snapshots (registered with its first one), so that
+                  "latest per account" is two index lookups per account, not a scan
+daily_days        per user and day: the close's state (provisional/final/carried); kept forever
+daily_closes      per user, day, account and asset: amount, price, value; unique on those four
+trades            trade journal
+alerts            alert log
+
+A test checks that the migrated database matches this module exactly.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from bot.store.records import ACCOUNT_STATUSES, CODE_MAX, DAY_STATES, NAME_MAX, SOURCES, TRADE_SIDES
+from bot.store.types import Amount, UTCDateTime
+
+# 64-bit ids on PostgreSQL; on SQLite an INTEGER PRIMARY KEY (the rowid) is already 64-bit.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+SNAPSHOT_COVERING = ("account_id", "captured_at", "id", "balance", "currency", "source", "created_at")
+
+
+def _in(column: str, choices: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(c) for c in choices)})"
+
+
+snapshots = Table(
+    "snapshots", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", String(NAME_MAX), nullable=False),
+    Column("owner", String(NAME_MAX), nullable=False),
+    Column("broker", String(NAME_MAX), nullable=False),
+    Column("balance", Amount(), nullable=False),
+    Column("currency", String(CODE_MAX), nullable=False),
+    Column("source", String(CODE_MAX), nullable=False),
+    Column("captured_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    CheckConstraint(_in("source", SOURCES), name="ck_snapshots_source"),
+    # Covering: an account's history (any source filter) and its newest/previous rows are read
+    # from this index alone, contiguously, instead of one table page per row.
+    Index("ix_snapshots_account_time", *SNAPSHOT_COVERING),
+    Index("ix_snapshots_captured_at", "captured_at"),  # pruning
+)
+
+snapshot_assets = Table(
+    "snapshot_assets", metadata,
+    Column("snapshot_id", Id, ForeignKey("snapshots.id", ondelete="CASCADE",
+                                         name="fk_snapshot_assets_snapshot"), primary_key=True),
+    Column("asset", String(CODE_MAX), primary_key=True),
+    Column("amount", Amount(), nullable=False),
+    Column("price", Amount()),
+    Column("value", Amount()),
+)
+
+accounts = Table(
+    "accounts", metadata,
+    Column("account_id", String(NAME_MAX), primary_key=True),
+    Column("owner", String(NAME_MAX), nullable=False),
+    Column("broker", String(NAME_MAX), nullable=False),
+)
+
+daily_days = Table(
+    "daily_days", metadata,
+    Column("user_id", String(NAME_MAX), primary_key=True),
+    Column("day", Date(), primary_key=True),
+    Column("state", String(CODE_MAX), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint(_in("state", DAY_STATES), name="ck_daily_days_state"),
+    Index("ix_daily_days_state_day", "state", "day"),
+)
+
+daily_closes = Table(
+    "daily_closes", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", String(NAME_MAX), nullable=False),
+    Column("day", Date(), nullable=False),
+    Column("account_id", String(NAME_MAX), nullable=False),
+    Column("asset", String(CODE_MAX), nullable=False),
+    Column("amount", Amount(), nullable=False),
+    Column("price", Amount()),
+    Column("value", Amount()),
+    Column("base_currency", String(CODE_MAX), nullable=False),
+    Column("account_status", String(CODE_MAX), nullable=False),
+    UniqueConstraint("user_id", "day", "account_id", "asset", name="uq_daily_closes_user_day_account_asset"),
+    ForeignKeyConstraint(["user_id", "day"], ["daily_days.user_id", "daily_days.day"],
+                         ondelete="CASCADE", name="fk_daily_closes_day"),
+    CheckConstraint(_in("account_status", ACCOUNT_STATUSES), name="ck_daily_closes_account_status"),
+)
+
+trades = Table(
+    "trades", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", String(NAME_MAX), nullable=False),
+    Column("broker", String(NAME_MAX), nullable=False),
+    Column("symbol", String(NAME_MAX), nullable=False),
+    Column("side", String(CODE_MAX), nullable=False),
+    Column("amount", Amount(), nullable=False),
+    Column("price", Amount(), nullable=False),
+    Column("pnl", Amount()),
+    Column("fee", Amount()),
+    Column("executed_at", UTCDateTime(), nullable=False),
+    CheckConstraint(_in("side", TRADE_SIDES), name="ck_trades_side"),
+    Index("ix_trades_user_time", "user_id", "executed_at", "id"),
+)
+
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("state", String(CODE_MAX), nullable=False),
+    Column("level", String(CODE_MAX), nullable=False),
+    Column("user_id", String(NAME_MAX), nullable=False),
+    Column("broker", String(NAME_MAX)),
+    Column("value", Amount()),
+    Column("threshold", Amount()),
+    Column("message", Text(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_alerts_created", "created_at", "id"),
+)

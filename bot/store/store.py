@@ -1,0 +1,236 @@
+"""`BalanceStore`: the history of balances in SQLite (default) or PostgreSQL.
+
+Thread-safety: one store per process, shared by every thread. It owns one SQLAlchemy engine
+(thread-safe; a pool of connections, none shared between threads) and no other mutable state;
+each method is one short transaction on a connection borrowed for that call. Several processes
+(the bot and the web server) may open the same database: see `bot.store.migrate` for opening,
+`bot.store.engine` for SQLite's write lock and `bot.store.daily` for the PostgreSQL row lock
+that serialises replacing a day.
+
+Inputs are checked before any transaction: unknown sources or states, naive datetimes, a
+`datetime` where a `date` is expected, reversed ranges and out-of-range limits raise ValueError.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Iterable, Sequence
+
+from sqlalchemy import Engine
+
+from bot.store import daily, journal, snapshots, timeline
+from bot.store.engine import create_store_engine, default_database_url, writer
+from bot.store.migrate import upgrade_to_head
+from bot.store.records import (
+    DAY_STATES, Alert, AlertIn, AssetRow, DailyClose, DailyRow, Snapshot, SnapshotIn, Trade, TradeIn,
+    check_aware, check_choice, check_day, check_name, check_source,
+)
+
+__all__ = ["BalanceStore", "default_database_url"]
+
+RECENT_LIMIT_MAX = 100     # recent_snapshots: 1..100, as the JSON API allows
+JOURNAL_LIMIT_MAX = 1000   # trades / recent_alerts
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _check_limit(limit: object, maximum: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
+        raise ValueError(f"limit must be an integer from 1 to {maximum}, got {limit!r}")
+    return limit
+
+
+def _check_ids(account_ids: Iterable[str]) -> list[str]:
+    if isinstance(account_ids, str):
+        raise ValueError(f"account_ids must be an iterable of ids, not the string {account_ids!r}")
+    return [check_name("account_id", a) for a in account_ids]
+
+
+def _check_range(start, end, check) -> None:
+    check("start", start)
+    check("end", end)
+    if start > end:
+        raise ValueError(f"start {start.isoformat()} is after end {end.isoformat()}")
+
+
+class BalanceStore:
+    """Snapshots, daily closes, trades and alerts in one database (see the module docstring).
+
+    Opening runs the schema migrations to head (safe to repeat, safe from two processes at once).
+    Money is exact `Decimal`; datetimes go in timezone-aware and come out aware in UTC.
+    """
+
+    def __init__(self, url: str):
+        self.url = url
+        self._engine: Engine = create_store_engine(url)
+        self._writer: Engine = writer(self._engine)
+        try:
+            upgrade_to_head(self._engine)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def close(self) -> None:
+        """Close every pooled connection. The store must not be used afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> "BalanceStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def dialect(self) -> str:
+        """"sqlite" or "postgresql"."""
+        return self._engine.dialect.name
+
+    # --- snapshots ------------------------------------------------------------------------------
+
+    def add_snapshots(self, items: Sequence[SnapshotIn]) -> list[int]:
+        """Write `items` (with their per-asset detail) in ONE transaction; return their ids in order.
+
+        All or nothing; an account seen for the first time is registered in the same transaction.
+        """
+        items = list(items)
+        for item in items:
+            if not isinstance(item, SnapshotIn):
+                raise ValueError(f"add_snapshots takes SnapshotIn values, got {type(item).__name__}")
+        if not items:
+            return []
+        with self._writer.begin() as connection:
+            return snapshots.insert_snapshots(connection, items, _now())
+
+    def last_snapshots(self) -> dict[str, tuple[datetime, Decimal]]:
+        """account_id -> (captured_at, balance) of its newest snapshot, for every account."""
+        with self._engine.begin() as connection:
+            return snapshots.last(connection)
+
+    def latest_snapshots(self, account_ids: Iterable[str] | None = None) -> list[Snapshot]:
+        """The newest snapshot of each account (all, or those of `account_ids` that have one),
+        with its change versus the account's previous snapshot; ordered by account_id."""
+        ids = None if account_ids is None else _check_ids(account_ids)
+        with self._engine.begin() as connection:
+            return snapshots.latest(connection, ids)
+
+    def snapshot_history(self, account_id: str, start: datetime, end: datetime,
+                         source: str | None = None) -> list[Snapshot]:
+        """Snapshots of `account_id` captured in [start, end] (inclusive), oldest first.
+
+        With `source`, only that source's snapshots, and each change (the first one's included,
+        against the last snapshot before `start`) is versus the previous snapshot of that source.
+        """
+        check_name("account_id", account_id)
+        _check_range(start, end, check_aware)
+        if source is not None:
+            check_source(source)
+        with self._engine.begin() as connection:
+            return timeline.history(connection, account_id, start, end, source)
+
+    def recent_snapshots(self, account_id: str, limit: int, source: str | None = None) -> list[Snapshot]:
+        """The `limit` (1..100) newest snapshots of `account_id` (of `source`, if given), newest first."""
+        check_name("account_id", account_id)
+        _check_limit(limit, RECENT_LIMIT_MAX)
+        if source is not None:
+            check_source(source)
+        with self._engine.begin() as connection:
+            return timeline.recent(connection, account_id, limit, source)
+
+    def snapshot_assets(self, snapshot_id: int) -> tuple[AssetRow, ...]:
+        """The per-asset detail of a snapshot, by asset name; () if none or no such snapshot."""
+        with self._engine.begin() as connection:
+            return snapshots.assets_of(connection, snapshot_id)
+
+    def net_worth_by_currency(self, account_ids: Iterable[str]) -> dict[str, Decimal]:
+        """Holdings of the newest snapshot of each of `account_ids`, summed per asset, unconverted.
+
+        A snapshot without per-asset detail contributes its balance under its currency; accounts
+        without any snapshot contribute nothing. Sorted by asset.
+        """
+        ids = _check_ids(account_ids)
+        with self._engine.begin() as connection:
+            return snapshots.net_worth(connection, ids)
+
+    def prune_snapshots(self, older_than: datetime) -> int:
+        """Delete intraday snapshots captured before `older_than`; return how many were deleted.
+
+        Each account's newest and previous snapshots are kept whatever their age (they answer
+        `latest_snapshots`); daily closes live in other tables and are never pruned.
+        """
+        check_aware("older_than", older_than)
+        with self._writer.begin() as connection:
+            return snapshots.prune(connection, older_than)
+
+    # --- daily closes ---------------------------------------------------------------------------
+
+    def upsert_daily(self, user_id: str, day: date, rows: Sequence[DailyRow], state: str = "provisional") -> bool:
+        """Atomically replace all rows of (user_id, day) with `rows` and set the day's `state`.
+
+        A day already "final" or "carried" is never changed: returns False. Otherwise True.
+        Concurrent calls (threads or processes) for the same day are serialised; the last one
+        wins whole, rows never duplicate or mix (see `bot.store.daily`).
+        """
+        check_name("user_id", user_id)
+        check_day("day", day)
+        check_choice("state", state, DAY_STATES)
+        rows = list(rows)
+        seen = set()
+        for row in rows:
+            if not isinstance(row, DailyRow):
+                raise ValueError(f"upsert_daily takes DailyRow values, got {type(row).__name__}")
+            if (row.account_id, row.asset) in seen:
+                raise ValueError(f"rows name {row.account_id} / {row.asset} twice")
+            seen.add((row.account_id, row.asset))
+        with self._writer.begin() as connection:
+            return daily.replace_day(connection, user_id, day, rows, state, _now())
+
+    def finalize_day(self, user_id: str, day: date, carried: bool = False) -> bool:
+        """Close a provisional day: state "final" (or "carried" when finalised after a missed
+        midnight from its last provisional rows). Idempotent: True only for the call that closed
+        it; False if the day was already closed or was never written."""
+        check_name("user_id", user_id)
+        check_day("day", day)
+        with self._writer.begin() as connection:
+            return daily.close_day(connection, user_id, day, "carried" if carried else "final", _now())
+
+    def open_days(self, before: date) -> list[tuple[str, date]]:
+        """(user_id, day) of every provisional day earlier than `before`, oldest first."""
+        check_day("before", before)
+        with self._engine.begin() as connection:
+            return daily.open_days(connection, before)
+
+    def daily_closes(self, user_id: str, start: date, end: date) -> list[DailyClose]:
+        """The user's closes for days in [start, end] (inclusive), oldest first; rows by account, asset."""
+        check_name("user_id", user_id)
+        _check_range(start, end, check_day)
+        with self._engine.begin() as connection:
+            return daily.closes(connection, user_id, start, end)
+
+    # --- journal --------------------------------------------------------------------------------
+
+    def add_trade(self, trade: TradeIn) -> int:
+        if not isinstance(trade, TradeIn):
+            raise ValueError(f"add_trade takes a TradeIn, got {type(trade).__name__}")
+        with self._writer.begin() as connection:
+            return journal.add_trade(connection, trade)
+
+    def trades(self, user_id: str, limit: int = 20) -> list[Trade]:
+        """The user's `limit` (1..1000) most recent trades, newest first."""
+        check_name("user_id", user_id)
+        _check_limit(limit, JOURNAL_LIMIT_MAX)
+        with self._engine.begin() as connection:
+            return journal.recent_trades(connection, user_id, limit)
+
+    def add_alert(self, alert: AlertIn) -> int:
+        if not isinstance(alert, AlertIn):
+            raise ValueError(f"add_alert takes an AlertIn, got {type(alert).__name__}")
+        with self._writer.begin() as connection:
+            return journal.add_alert(connection, alert)
+
+    def recent_alerts(self, limit: int = 50) -> list[Alert]:
+        """The `limit` (1..1000) most recent alerts of every user, newest first."""
+        _check_limit(limit, JOURNAL_LIMIT_MAX)
+        with self._engine.begin() as connection:
+            return journal.recent_alerts(connection, limit)
