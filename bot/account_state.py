@@ -41,6 +41,7 @@ class AccountState:
     unpriced: tuple[str, ...] = ()
     fetched_at: float | None = None
     error: str | None = None
+    read_seconds: float | None = None  # how long the read that produced this state took (retries included)
 
     @property
     def known(self) -> bool:

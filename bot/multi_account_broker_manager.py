@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
+from dataclasses import replace
 from decimal import Decimal
 from typing import Callable
 
@@ -148,10 +149,12 @@ class MultiAccountBrokerManager:
     def _read_one(self, account_id: str, future: Future, source: str) -> None:
         account = self._accounts[account_id]
         previous = self._cache.latest(account_id)
+        started = time.perf_counter()
         try:
             state = read_account(account, self._clients[account_id], previous, self._settings)
         except BaseException as exc:  # read_account does not raise; keep the flight honest anyway
             state = (previous or blank_state(account)).failed(type(exc).__name__)
+        state = replace(state, read_seconds=time.perf_counter() - started)
         self._cache.complete(state)
         future.set_result(state)
         for listener in list(self._listeners):
