@@ -278,6 +278,16 @@ def test_history_range_is_inclusive_and_changes_reach_before_it(store):
         store.snapshot_history("alice:kraken", T0 + MIN, T0)
 
 
+def test_ranges_compare_instants_not_wall_clocks(store):
+    tokyo, new_york = timezone(timedelta(hours=9)), timezone(timedelta(hours=-5))
+    store.add_snapshots([snap(balance="3", at=T0 + timedelta(microseconds=1)),           # inserted out of order
+                         snap(balance="1", at=(T0 - MIN).astimezone(tokyo)),
+                         snap(balance="2", at=T0.astimezone(new_york))])
+    history = store.snapshot_history("alice:kraken", T0.astimezone(tokyo), (T0 + MIN).astimezone(new_york))
+    assert balances(history) == [D(2), D(3)] and history[0].change_amount == D(1)
+    assert balances(store.snapshot_history("alice:kraken", T0 - MIN, T0)) == [D(1), D(2)]
+
+
 def test_source_filter(store):
     sources = ["initial_connection", "scheduled_sync", "manual_sync", "scheduled_sync", "account_sync", "scheduled_sync"]
     store.add_snapshots([snap(balance=str(10 * (i + 1)), at=T0 + i * MIN, source=s) for i, s in enumerate(sources)])

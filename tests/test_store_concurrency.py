@@ -44,6 +44,8 @@ elif mode == "upsert":
         assert store.upsert_daily("shared", day, rows)
         own = [DailyRow(f"w{worker}:x", "BTC", tag, None, None, "USD", "ok")]
         assert store.upsert_daily(f"w{worker}", day + timedelta(days=i % 3), own)
+    print("PHASE", flush=True)  # everyone's upserts are done before anyone finalises
+    sys.stdin.readline()
     result["finalized"] = store.finalize_day("shared", day)
 elif mode == "snapshots":
     for i in range(rounds):
@@ -56,17 +58,26 @@ print(json.dumps(result), flush=True)
 '''
 
 
+def release(processes, expected: str) -> None:
+    """Wait until every process has printed `expected`, then let them all go on at once."""
+    for process in processes:
+        line = process.stdout.readline().strip()
+        assert line == expected, (line, process.stderr.read() if process.poll() is not None else "")
+    for process in processes:
+        process.stdin.write("go\n")
+        process.stdin.flush()
+
+
 def run_together(url: str, mode: str, rounds: int, workers: int = 2) -> list[dict]:
-    """Start `workers` processes, let each open its store, release them at once, collect results."""
+    """Start `workers` processes, let each open its store, release them at once (and again
+    between phases), collect their results."""
     processes = [subprocess.Popen([sys.executable, "-c", WORKER, url, mode, str(n), str(rounds)], cwd=ROOT,
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for n in range(1, workers + 1)]
     try:
-        for process in processes:
-            assert process.stdout.readline().strip() == "READY", process.stderr.read()
-        for process in processes:
-            process.stdin.write("go\n")
-            process.stdin.flush()
+        release(processes, "READY")
+        if mode == "upsert":
+            release(processes, "PHASE")
         results = []
         for process in processes:
             out, err = process.communicate(timeout=300)
@@ -128,21 +139,24 @@ def test_two_processes_writing_snapshots(database_url):
 
 def test_threads_sharing_one_store(store):
     threads, rounds = 8, 15
-    barrier = threading.Barrier(threads)
+    start, upserted = threading.Barrier(threads), threading.Barrier(threads)
     errors: list[BaseException] = []
     finalized: list[bool] = []
 
     def work(n: int) -> None:
         try:
-            barrier.wait(timeout=30)
+            start.wait(timeout=60)
             for i in range(rounds):
                 assert store.upsert_daily("shared", DAY, rows_for(Decimal(f"{n}.{i:04d}")))
                 store.add_snapshots([snap(f"t{n}:x", str(i), T0 + i * MIN), snap("shared:x", str(i), T0 + i * MIN)])
                 store.latest_snapshots()
                 store.snapshot_history("shared:x", T0, T0 + rounds * MIN)
+            upserted.wait(timeout=300)  # everyone's upserts are done before anyone finalises
             finalized.append(store.finalize_day("shared", DAY))
-        except BaseException as error:  # reported below, with the thread's traceback
+        except BaseException as error:  # reported below
             errors.append(error)
+            start.abort()
+            upserted.abort()
 
     workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
     for worker in workers:

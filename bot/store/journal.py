@@ -1,7 +1,13 @@
-"""The trade journal and the alert log: append-only tables, read newest first."""
+"""The trade journal and the alert log: append-only tables, read newest first.
+
+The alert log holds every notification of every alert; the rows of one alert share (type,
+user_id, broker), and its newest row says whether it is open ("firing") or not (`open_alerts`).
+"""
 from __future__ import annotations
 
-from sqlalchemy import Connection, select
+from datetime import datetime
+
+from sqlalchemy import Connection, case, func, select
 
 from bot.store.records import Alert, AlertIn, Trade, TradeIn
 from bot.store.schema import alerts, trades
@@ -32,3 +38,21 @@ def recent_alerts(connection: Connection, limit: int) -> list[Alert]:
         select(alerts.c.id, *(alerts.c[name] for name in _ALERT))
         .order_by(alerts.c.created_at.desc(), alerts.c.id.desc()).limit(limit))
     return [Alert(*row) for row in rows]
+
+
+def open_alerts(connection: Connection) -> list[tuple[Alert, datetime]]:
+    """Each alert whose newest row is "firing": that row, and when its episode began (the first
+    "firing" row after the alert's last other row). Ordered by id."""
+    last = (select(alerts.c.type, alerts.c.user_id, alerts.c.broker, func.max(alerts.c.id).label("last_id"),
+                   func.max(case((alerts.c.state != "firing", alerts.c.id))).label("closed_id"))
+            .group_by(alerts.c.type, alerts.c.user_id, alerts.c.broker).subquery("last"))
+    episode = alerts.alias("episode")
+    began = (select(func.min(episode.c.created_at))
+             .where(episode.c.type == alerts.c.type, episode.c.user_id == alerts.c.user_id,
+                    episode.c.broker.is_not_distinct_from(alerts.c.broker),
+                    episode.c.id > func.coalesce(last.c.closed_id, 0))
+             .scalar_subquery())
+    rows = connection.execute(
+        select(alerts.c.id, *(alerts.c[name] for name in _ALERT), began.label("began"))
+        .join(last, last.c.last_id == alerts.c.id).where(alerts.c.state == "firing").order_by(alerts.c.id))
+    return [(Alert(*row[:-1]), row[-1]) for row in rows]

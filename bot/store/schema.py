@@ -7,7 +7,7 @@ accounts          every account that has snapshots (registered with its first on
 daily_days        per user and day: the close's state (provisional/final/carried); kept forever
 daily_closes      per user, day, account and asset: amount, price, value; unique on those four
 trades            trade journal
-alerts            alert log
+alerts            alert log (rows of one alert: same type, user_id, broker; newest row = its state)
 
 A test checks that the migrated database matches this module exactly.
 """
@@ -136,4 +136,5 @@ alerts = Table(
     Column("message", Text(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_alerts_created", "created_at", "id"),
+    Index("ix_alerts_key", "type", "user_id", "broker", "id"),  # open alerts (journal.open_alerts)
 )

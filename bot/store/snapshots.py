@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, delete, func, select, union
+from sqlalchemy import Connection, delete, func, select, union, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store import bulk
@@ -57,8 +57,11 @@ def insert_snapshots(connection: Connection, items: Sequence[SnapshotIn], create
     bulk.insert(connection, snapshot_assets, _ASSET_COLUMNS, [
         (id_, a.asset, a.amount, a.price, a.value) for s, id_ in zip(items, ids) for a in s.assets])
     # Register accounts seen for the first time, from the rows just written (no data sent back).
+    # In account order, so that two PostgreSQL writers registering the same new accounts wait for
+    # each other in the same order instead of deadlocking.
     new = (select(snapshots.c.account_id, func.min(snapshots.c.owner), func.min(snapshots.c.broker))
-           .where(snapshots.c.id >= ids[0], snapshots.c.id <= ids[-1]).group_by(snapshots.c.account_id))
+           .where(snapshots.c.id >= ids[0], snapshots.c.id <= ids[-1])
+           .group_by(snapshots.c.account_id).order_by(snapshots.c.account_id))
     insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(accounts)
     connection.execute(insert.from_select(["account_id", "owner", "broker"], new).on_conflict_do_nothing())
     return ids
@@ -123,6 +126,27 @@ def latest(connection: Connection, account_ids: list[str] | None) -> list[Snapsh
     return out
 
 
+def balances_since(connection: Connection, start: datetime) -> dict[str, list[tuple[datetime, Decimal]]]:
+    """Per account, oldest first: its last snapshot before `start` (the balance it held when the
+    window opened), then every snapshot captured at or after `start`. One statement."""
+    columns = ("account_id", "captured_at", "balance", "id")
+    inside = select(*(snapshots.c[name] for name in columns)).where(snapshots.c.captured_at >= start)
+    candidate = snapshots.alias("candidate")
+    before_id = (select(candidate.c.id)
+                 .where(candidate.c.account_id == accounts.c.account_id, candidate.c.captured_at < start)
+                 .order_by(candidate.c.captured_at.desc(), candidate.c.id.desc()).limit(1)
+                 .correlate(accounts).scalar_subquery())
+    opening = select(before_id.label("id")).select_from(accounts).subquery("opening")
+    before = (select(*(snapshots.c[name] for name in columns)).join(opening, opening.c.id == snapshots.c.id))
+    both = union_all(inside, before).subquery("both")
+    rows = connection.execute(select(both.c.account_id, both.c.captured_at, both.c.balance)
+                              .order_by(both.c.account_id, both.c.captured_at, both.c.id))
+    out: dict[str, list[tuple[datetime, Decimal]]] = {}
+    for account, captured_at, balance in rows:
+        out.setdefault(account, []).append((captured_at, balance))
+    return out
+
+
 def assets_of(connection: Connection, snapshot_id: int) -> tuple[AssetRow, ...]:
     rows = connection.execute(
         select(snapshot_assets.c.asset, snapshot_assets.c.amount, snapshot_assets.c.price, snapshot_assets.c.value)
@@ -135,8 +159,6 @@ def net_worth(connection: Connection, account_ids: Iterable[str]) -> dict[str, D
     without per-asset detail counts its balance under its currency."""
     totals: dict[str, Decimal] = {}
     for chunk in _for_accounts(list(account_ids)):
-        if not chunk:
-            continue
         newest = _latest_pairs(chunk)
         rows = connection.execute(
             select(snapshots.c.currency, snapshots.c.balance, snapshot_assets.c.asset, snapshot_assets.c.amount)

@@ -108,6 +108,14 @@ class BalanceStore:
         with self._engine.begin() as connection:
             return snapshots.last(connection)
 
+    def balances_since(self, start: datetime) -> dict[str, list[tuple[datetime, Decimal]]]:
+        """account_id -> [(captured_at, balance)] oldest first: the account's last snapshot before
+        `start` (what it held when the window opened), then all its snapshots from `start` on.
+        One query for every account (the alert rules' drop window, loaded at start)."""
+        check_aware("start", start)
+        with self._engine.begin() as connection:
+            return snapshots.balances_since(connection, start)
+
     def latest_snapshots(self, account_ids: Iterable[str] | None = None) -> list[Snapshot]:
         """The newest snapshot of each account (all, or those of `account_ids` that have one),
         with its change versus the account's previous snapshot; ordered by account_id."""
@@ -228,6 +236,12 @@ class BalanceStore:
             raise ValueError(f"add_alert takes an AlertIn, got {type(alert).__name__}")
         with self._writer.begin() as connection:
             return journal.add_alert(connection, alert)
+
+    def open_alerts(self) -> list[tuple[Alert, datetime]]:
+        """Alerts still open: for each (type, user_id, broker) whose newest row is "firing", that
+        row and when its episode began (first "firing" row since the last other row)."""
+        with self._engine.begin() as connection:
+            return journal.open_alerts(connection)
 
     def recent_alerts(self, limit: int = 50) -> list[Alert]:
         """The `limit` (1..1000) most recent alerts of every user, newest first."""

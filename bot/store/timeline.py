@@ -5,8 +5,9 @@ Python per row, not the database (which reads them contiguously from the coverin
 ``ix_snapshots_account_time``). So the rows are fetched with one plain SQL statement on the
 transaction's own DBAPI cursor — no per-value type processing, no SQLAlchemy row objects;
 PostgreSQL in psycopg's binary format with the balance sent as text — and turned into
-`Snapshot` values in one flat loop (`_chain`). Measured on the benchmark, this halves the time
-of going through SQLAlchemy Core with the column types.
+`Snapshot` values in one flat loop (`_chain`). On the benchmark machine this took a 90-day
+history from ~35 ms (SQLAlchemy Core with the column types) to ~25 ms, of which ~9 ms is the
+driver building rows and ~14 ms this loop (~1.6 µs per snapshot).
 
 Order is ``(captured_at, id)``. Each snapshot's change is versus the one before it under the same
 source filter; for the first row of a range, the last such snapshot before the range.
@@ -16,23 +17,17 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from bot.store.records import EXACT, SNAPSHOT_SLOTS, Snapshot
-from bot.store.schema import snapshots
 from bot.store.types import UTC, sqlite_timestamp
 
 
 def history(connection: Connection, account_id: str, start: datetime, end: datetime,
             source: str | None) -> list[Snapshot]:
-    where = [snapshots.c.account_id == account_id, snapshots.c.captured_at < start]
-    if source is not None:
-        where.append(snapshots.c.source == source)
-    before = connection.execute(
-        select(snapshots.c.balance, snapshots.c.currency).where(*where)
-        .order_by(snapshots.c.captured_at.desc(), snapshots.c.id.desc()).limit(1)).first()
+    before = _rows(connection, account_id, source, before=start, newest_first=True, limit=1)
     rows = _rows(connection, account_id, source, start=start, end=end)
-    return _chain(connection, account_id, rows, None if before is None else (Decimal(before[0]), before[1]))
+    return _chain(connection, account_id, rows, (Decimal(before[0][1]), before[0][2]) if before else None)
 
 
 def recent(connection: Connection, account_id: str, limit: int, source: str | None) -> list[Snapshot]:
@@ -49,9 +44,11 @@ def recent(connection: Connection, account_id: str, limit: int, source: str | No
 
 
 def _rows(connection: Connection, account_id: str, source: str | None, *, start: datetime | None = None,
-          end: datetime | None = None, newest_first: bool = False, limit: int | None = None) -> list[tuple]:
-    """Raw (id, balance, currency, source, captured_at, created_at) rows, values as the driver
-    gives them. Only fixed fragments go into the SQL text; every value is a bound parameter."""
+          end: datetime | None = None, before: datetime | None = None, newest_first: bool = False,
+          limit: int | None = None) -> list[tuple]:
+    """Raw (id, balance, currency, source, captured_at, created_at) rows of one account, captured
+    in [start, end] or before `before`; values as the driver gives them (balance as text). Only
+    fixed fragments go into the SQL text; every value is a bound parameter."""
     postgres = connection.dialect.name == "postgresql"
     mark = "%s" if postgres else "?"
     instant = (lambda value: value) if postgres else sqlite_timestamp
@@ -65,6 +62,9 @@ def _rows(connection: Connection, account_id: str, source: str | None, *, start:
     if end is not None:
         conditions.append(f"captured_at <= {mark}")
         params.append(instant(end))
+    if before is not None:
+        conditions.append(f"captured_at < {mark}")
+        params.append(instant(before))
     order = "captured_at DESC, id DESC" if newest_first else "captured_at, id"
     sql = (f"SELECT id, {'balance::text' if postgres else 'balance'}, currency, source, captured_at, created_at "
            f"FROM snapshots WHERE {' AND '.join(conditions)} ORDER BY {order}")

@@ -128,15 +128,18 @@ def throwaway_postgres(admin_url: str):
         admin.dispose()
 
 
-def timed(fn, runs: int, warmup: int = 3) -> tuple[float, float]:
-    """(median, p95) of `runs` calls of fn(i) in milliseconds, after `warmup` untimed calls."""
-    for i in range(warmup):
-        fn(-1 - i)
+def timed(call, runs: int, prepare=lambda i: None, warmup: int = 3) -> tuple[float, float]:
+    """(median, p95) in milliseconds of `runs` calls of call(prepare(i)), after `warmup` untimed
+    ones. Only the call is timed: its argument is built before, its result dropped after."""
     samples = []
-    for i in range(runs):
+    for i in range(-warmup, runs):
+        argument = prepare(i)
         start = time.perf_counter()
-        fn(i)
-        samples.append((time.perf_counter() - start) * 1000)
+        result = call(argument)
+        elapsed = (time.perf_counter() - start) * 1000
+        del result
+        if i >= 0:
+            samples.append(elapsed)
     samples.sort()
     return statistics.median(samples), samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
 
@@ -151,27 +154,28 @@ def measure(name: str, url: str, fill, accounts: int, days: int, runs: int) -> d
     try:
         rng = random.Random(7)
         start = END - timedelta(days=days)
+        assets = (AssetRow("BTC", Decimal("0.01234567"), Decimal("60000.1"), Decimal("740.74")),
+                  AssetRow("ETH", Decimal("0.5"), Decimal("3000"), Decimal("1500")),
+                  AssetRow("USDT", Decimal("100.5"), Decimal("1"), Decimal("100.5")))
 
-        def history(_i):
-            result = store.snapshot_history(account_id(rng.randrange(accounts)), start, END)
+        def history(account):
+            result = store.snapshot_history(account, start, END)
             assert len(result) == days * 96, len(result)
+            return result
 
-        def latest(_i):
-            assert len(store.latest_snapshots()) == accounts
+        def latest(_):
+            result = store.latest_snapshots()
+            assert len(result) == accounts
+            return result
 
-        batch = [0]
+        def refresh(i):  # one refresh of WRITE_ACCOUNTS accounts, 15 minutes after the previous one
+            at = END + STEP * (i + 10)
+            return [SnapshotIn(account_id(n), *account_id(n).split(":"), Decimal("1234.56") + n, "USD",
+                               "scheduled_sync", at, assets) for n in range(WRITE_ACCOUNTS)]
 
-        def write(_i):
-            batch[0] += 1
-            at = END + STEP * batch[0]
-            store.add_snapshots([
-                SnapshotIn(account_id(i), *account_id(i).split(":"), Decimal("1234.56"), "USD", "scheduled_sync", at,
-                           (AssetRow("BTC", Decimal("0.01234567"), Decimal("60000.1"), Decimal("740.74")),
-                            AssetRow("ETH", Decimal("0.5"), Decimal("3000"), Decimal("1500")),
-                            AssetRow("USDT", Decimal("100.5"), Decimal("1"), Decimal("100.5"))))
-                for i in range(WRITE_ACCOUNTS)])
-
-        figures = {"history": timed(history, runs), "latest": timed(latest, runs), "write": timed(write, runs)}
+        figures = {"history": timed(history, runs, lambda i: account_id(rng.randrange(accounts))),
+                   "latest": timed(latest, runs)}
+        figures["write"] = timed(store.add_snapshots, runs, refresh)
     finally:
         store.close()
     print(f"[{name}] filled {rows:,} snapshots (+{rows:,} asset rows) in {fill_seconds:.1f} s")
@@ -184,12 +188,25 @@ def measure(name: str, url: str, fill, accounts: int, days: int, runs: int) -> d
     return figures
 
 
+def calibration_ms() -> float:
+    """Best of 5 runs of a plain Python loop (2 M additions), to compare machines."""
+    best = float("inf")
+    for _ in range(5):
+        start, total = time.perf_counter(), 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.store", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows-days", type=int, default=90, help="days of 15-minute snapshots (90)")
     parser.add_argument("--accounts", type=int, default=200, help="accounts filled (200)")
     parser.add_argument("--runs", type=int, default=30, help="timed calls per figure (30)")
     args = parser.parse_args(argv)
+    print(f"[machine] calibration: a Python loop of 2 M additions takes {calibration_ms():.0f} ms "
+          f"({sys.implementation.name} {sys.version.split()[0]})")
     results = {}
     with tempfile.TemporaryDirectory(prefix="mb-bench-") as directory:
         url = default_database_url(Path(directory))
