@@ -24,6 +24,8 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# The store benchmark also measures PostgreSQL when BALANCES_TEST_POSTGRES_URL is set, e.g.
+# postgresql+psycopg://postgres@127.0.0.1:5432/test (it creates and drops its own database).
 bench: install
 	$(BIN)/python -m tests.bench
 

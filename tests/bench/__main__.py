@@ -4,7 +4,8 @@
     private calls and wall time, next to the serial bound and the public-call bound;
 (b) 2,000 accounts, 5 ms latency, no spacing: accounts/s and peak RSS, manager vs bare ccxt;
 (c) warm ``get_user_balance`` median;
-(d) peak RSS with 5,000 configured accounts after one full refresh.
+(d) peak RSS with 5,000 configured accounts after one full refresh;
+then the store, alerts and metrics benchmarks (``tests/bench/<name>.py``).
 
 Fakes run in a separate process (``python -m tests.fakes``) for (b) and (d) so that the server
 does not share the client's interpreter; (b) and (d) clients run in their own processes so that
@@ -12,11 +13,11 @@ each peak RSS is its own.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from tests.bench.common import fake_process, write_kraken_config
@@ -82,12 +83,21 @@ def bench_d() -> None:
           f"({result['ok']} ok, {result['ccxt_instances']} ccxt instances)")
 
 
+# Benchmarks of the other areas live in their own modules, each with ``main(argv)``.
+MODULE_BENCHES = ("store", "alerts", "metrics")
+
+
 def main(argv: list[str]) -> int:
-    chosen = set(argv) or {"a", "b", "c", "d"}
-    for name, bench in (("a", bench_a), ("b", bench_b), ("c", bench_c), ("d", bench_d)):
-        if name in chosen:
-            bench()
-            sys.stdout.flush()
+    """``python -m tests.bench [a b c d store alerts metrics]``; no argument runs them all."""
+    core = {"a": bench_a, "b": bench_b, "c": bench_c, "d": bench_d}
+    chosen = argv or [*core, *MODULE_BENCHES]
+    for name in chosen:
+        if name in core:
+            core[name]()
+        else:
+            print(f"--- {name} ---", flush=True)
+            importlib.import_module(f"tests.bench.{name}").main([])
+        sys.stdout.flush()
     return 0
 
 
