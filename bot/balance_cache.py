@@ -82,6 +82,11 @@ class BalanceCache:
             self._fresh[state.account_id] = state
             self._inflight.pop(state.account_id, None)
 
+    def stats(self) -> tuple[int, int]:
+        """(hits, misses) of `fresh` since the cache was made."""
+        with self._lock:
+            return self.hits, self.misses
+
     def states(self) -> dict[str, AccountState]:
         """The latest state of every account ever stored."""
         with self._lock:

@@ -45,6 +45,19 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """``settings.metrics``: what ``/metrics`` exports (see ``bot.metrics``).
+
+    ``assets``: export the per-asset amount series. ``max_user_accounts``: per-account series
+    are exported for at most this many user accounts (whole users, in configuration order;
+    master accounts always); the rest are counted in ``multibalance_accounts_omitted``.
+    """
+
+    assets: bool = True
+    max_user_accounts: int = 1000
+
+
+@dataclass(frozen=True)
 class Settings:
     base_currency: str = "USD"
     cache_ttl_seconds: float = 120.0
@@ -53,6 +66,7 @@ class Settings:
     alerts: Mapping[str, Any] = field(default_factory=dict)
     rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
     web: Mapping[str, Any] = field(default_factory=dict)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     max_workers: int = 16
     request_timeout_seconds: float = 10.0
     retries: int = 2
@@ -158,7 +172,10 @@ def load_config(directory: str | os.PathLike | None = None, environ: Mapping[str
     settings = _parse_settings(root / "settings.json")
     master = _parse_master(root / "master.json", env)
     users = _parse_users(root / "users", env)
-    return Config(directory=root, settings=settings, master=master, users=users)
+    config = Config(directory=root, settings=settings, master=master, users=users)
+    from bot.alerts.settings import check_alert_config  # imported here: bot.alerts imports this module
+    check_alert_config(config)
+    return config
 
 
 def _environment(root: Path, environ: Mapping[str, str] | None) -> dict[str, str]:
@@ -235,7 +252,8 @@ def _kind_name(kinds: tuple) -> str:
 
 SETTINGS_FIELDS = {"base_currency", "cache_ttl_seconds", "database_url", "timezone", "alerts", "rate_limits",
                    "web", "max_workers", "request_timeout_seconds", "retries", "retry_backoff_seconds",
-                   "first_read_timeout_seconds", "price_pegs", "snapshot_interval_minutes", "retention_days"}
+                   "first_read_timeout_seconds", "price_pegs", "snapshot_interval_minutes", "retention_days",
+                   "metrics"}
 
 
 def _parse_settings(path: Path) -> Settings:
@@ -274,6 +292,7 @@ def _parse_settings(path: Path) -> Settings:
         alerts=f.get("alerts", dict, {}),
         rate_limits=limits,
         web=f.get("web", dict, {}),
+        metrics=_metrics(f),
         max_workers=workers,
         request_timeout_seconds=f.number("request_timeout_seconds", 10, above=True),
         retries=retries,
@@ -283,6 +302,15 @@ def _parse_settings(path: Path) -> Settings:
         snapshot_interval_minutes=f.number("snapshot_interval_minutes", 15, above=True),
         retention_days=f.number("retention_days", 90, above=True),
     )
+
+
+def _metrics(f: _Fields) -> MetricsSettings:
+    metrics = f.obj("metrics")
+    metrics.check_known({"assets", "max_user_accounts"})
+    limit = metrics.get("max_user_accounts", int, MetricsSettings.max_user_accounts)
+    if limit < 0:
+        raise metrics.error("max_user_accounts", f"must be >= 0, got {limit}")
+    return MetricsSettings(assets=metrics.get("assets", bool, True), max_user_accounts=limit)
 
 
 def _pegs(f: _Fields) -> dict[str, str]:

@@ -56,9 +56,10 @@ class MultiAccountBrokerManager:
         self._config = config
         self._config_dir = config_dir
         self._want_history = history
-        self._setup_lock = threading.RLock()  # guards the one-time set-up, `_listeners`, `_scheduler`
+        self._setup_lock = threading.RLock()  # guards the one-time set-up, `_listeners`, `_closers`, `_scheduler`
         self._ready = False
         self._listeners: list[StateListener] = []
+        self._closers: list[Callable[[], None]] = []
         self._history = None
         self._scheduler = None
 
@@ -116,6 +117,12 @@ class MultiAccountBrokerManager:
         with self._setup_lock:
             self._listeners.append(listener)
 
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` in `close`, after the last read finished and before the history
+        store is closed (for parts attached to the manager, e.g. the monitoring system)."""
+        with self._setup_lock:
+            self._closers.append(callback)
+
     @property
     def history(self) -> HistoryRecorder | None:
         """The history recorder (snapshots, daily closes), or None when history is off."""
@@ -139,6 +146,13 @@ class MultiAccountBrokerManager:
         if self._scheduler is not None:
             self._scheduler.shutdown()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._setup_lock:
+            closers, self._closers = self._closers, []
+        for closer in closers:
+            try:
+                closer()
+            except Exception:
+                log.exception("closing %r failed", closer)
         if self._history is not None:
             self._history.stop()
             self._history.store.close()
@@ -200,6 +214,11 @@ class MultiAccountBrokerManager:
         self._ensure_ready()
         states = self._cache.states()
         return [states[i] for i in self._accounts if i in states]
+
+    def cache_stats(self) -> tuple[int, int]:
+        """(hits, misses) of the cache's fresh lookups so far (for metrics); no I/O."""
+        self._ensure_ready()
+        return self._cache.stats()
 
     def account_states(self) -> list[AccountState]:
         """Every enabled account's state, master first, in configuration order."""

@@ -96,7 +96,12 @@ def main(argv: list[str]) -> int:
             core[name]()
         else:
             print(f"--- {name} ---", flush=True)
-            importlib.import_module(f"tests.bench.{name}").main([])
+            try:
+                module = importlib.import_module(f"tests.bench.{name}")
+            except ModuleNotFoundError:
+                print(f"(no benchmark tests/bench/{name}.py)")
+                continue
+            module.main([])
         sys.stdout.flush()
     return 0
 
