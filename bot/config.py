@@ -175,6 +175,8 @@ def load_config(directory: str | os.PathLike | None = None, environ: Mapping[str
     config = Config(directory=root, settings=settings, master=master, users=users)
     from bot.alerts.settings import check_alert_config  # imported here: bot.alerts imports this module
     check_alert_config(config)
+    from bot.web_settings import check_web_config
+    check_web_config(config)
     return config
 
 

@@ -26,7 +26,7 @@ from bot.broker_manager import BrokerType, ExchangeRegistry, broker_key, build_c
 from bot.config import MASTER_OWNER, AccountConfig, Config, ConfigError, load_config
 from bot.history import HistoryRecorder
 from bot.scheduler import BalanceScheduler
-from bot.store import BalanceStore, default_database_url
+from bot.store import BalanceStore, TradeIn, default_database_url
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,10 @@ class MultiAccountBrokerManager:
         self._config = config
         self._config_dir = config_dir
         self._want_history = history
-        self._setup_lock = threading.RLock()  # guards the one-time set-up, `_listeners`, `_closers`, `_scheduler`
+        self._setup_lock = threading.RLock()  # guards the one-time set-up, `_listeners`, `_trade_listeners`, `_closers`, `_scheduler`
         self._ready = False
         self._listeners: list[StateListener] = []
+        self._trade_listeners: list[Callable[[int, TradeIn], None]] = []
         self._closers: list[Callable[[], None]] = []
         self._history = None
         self._scheduler = None
@@ -116,6 +117,11 @@ class MultiAccountBrokerManager:
         (``source``: account_sync, manual_sync or scheduled_sync). Listeners must be quick."""
         with self._setup_lock:
             self._listeners.append(listener)
+
+    def add_trade_listener(self, listener: Callable[[int, TradeIn], None]) -> None:
+        """Call ``listener(trade_id, trade)`` after `record_trade` stored a trade (on the caller's thread)."""
+        with self._setup_lock:
+            self._trade_listeners.append(listener)
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` in `close`, after the last read finished and before the history
@@ -202,12 +208,20 @@ class MultiAccountBrokerManager:
             result.append(state)
         return result
 
-    def refresh(self, force: bool = True, source: str | None = None) -> list[AccountState]:
+    def refresh(self, force: bool = True, source: str | None = None, owner: str | None = None) -> list[AccountState]:
         """Read every account (``force``) or every account that is not fresh, and wait for it.
-        ``source`` labels the reads for history (default manual_sync when forced, else account_sync)."""
+        ``source`` labels the reads for history (default manual_sync when forced, else account_sync).
+        ``owner`` ("master" or a user id) limits the reads to that owner's accounts (KeyError if
+        it has none)."""
         self._ensure_ready()
         source = source or (FORCED if force else ON_DEMAND)
-        return self._states(tuple(self._accounts), force=force, wait_all=True, source=source)
+        if owner is None:
+            ids = tuple(self._accounts)
+        elif owner in self._by_owner:
+            ids = self._by_owner[owner]
+        else:
+            raise KeyError(f"unknown owner {owner!r}")
+        return self._states(ids, force=force, wait_all=True, source=source)
 
     def current_states(self) -> list[AccountState]:
         """The last state of every account, without starting any read (for history and views)."""
@@ -268,6 +282,31 @@ class MultiAccountBrokerManager:
             })
         summary.sort(key=lambda u: (u["total"] is None, -(u["total"] or 0), u["user_id"]))
         return summary
+
+    def record_trade(self, user_id: str, broker: str, symbol: str, side: str, amount, price, pnl=None, fee=None,
+                     timestamp=None) -> int:
+        """Journal a trade of a configured user in the history store; return its id.
+
+        ``side`` "buy" or "sell"; ``amount`` and ``price`` positive (Decimal, int or decimal
+        string; floats are refused as inexact); ``pnl`` the realised P&L in the base currency when
+        the trade closed a position (None while open), ``fee`` likewise optional; ``timestamp``
+        an aware datetime or epoch seconds (default now). Raises KeyError for an unknown user,
+        ValueError for a bad value, RuntimeError when history is off. See `bot.trades` for the
+        figures (win rate, daily and total P&L)."""
+        from bot.trades import make_trade
+        self._ensure_ready()
+        if not any(u.user_id == user_id for u in self._config.users):
+            raise KeyError(f"unknown user {user_id!r}")
+        if self._history is None:
+            raise RuntimeError("record_trade needs the history store (history=True)")
+        trade = make_trade(user_id, broker, symbol, side, amount, price, pnl, fee, timestamp)
+        trade_id = self._history.store.add_trade(trade)
+        for listener in list(self._trade_listeners):
+            try:
+                listener(trade_id, trade)
+            except Exception:
+                log.exception("trade listener failed for %s", user_id)
+        return trade_id
 
     def get_status_report(self) -> str:
         """The terminal report (see ``bot.report``) from the current states."""

@@ -6,6 +6,7 @@ user_id, broker), and its newest row says whether it is open ("firing") or not (
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import Connection, case, func, select
 
@@ -26,6 +27,40 @@ def recent_trades(connection: Connection, user_id: str, limit: int) -> list[Trad
         select(trades.c.id, *(trades.c[name] for name in _TRADE)).where(trades.c.user_id == user_id)
         .order_by(trades.c.executed_at.desc(), trades.c.id.desc()).limit(limit))
     return [Trade(*row) for row in rows]
+
+
+def trade_counts(connection: Connection, user_ids: list[str] | None) -> dict[str, int]:
+    """user_id -> number of journaled trades."""
+    query = select(trades.c.user_id, func.count()).group_by(trades.c.user_id)
+    if user_ids is not None:
+        query = query.where(trades.c.user_id.in_(user_ids))
+    return {user: count for user, count in connection.execute(query)}
+
+
+def closed_trades(connection: Connection, user_ids: list[str] | None) -> list[tuple[str, Decimal, datetime]]:
+    """(user_id, pnl, executed_at) of every trade with a known P&L (summed in Python: amounts are
+    text on SQLite)."""
+    query = select(trades.c.user_id, trades.c.pnl, trades.c.executed_at).where(trades.c.pnl.is_not(None))
+    if user_ids is not None:
+        query = query.where(trades.c.user_id.in_(user_ids))
+    return [tuple(row) for row in connection.execute(query)]
+
+
+def recent_trades_by_user(connection: Connection, user_ids: list[str] | None, limit: int) -> dict[str, list[Trade]]:
+    """user_id -> its `limit` newest trades, newest first: one query (a window function)."""
+    rank = func.row_number().over(partition_by=trades.c.user_id,
+                                  order_by=(trades.c.executed_at.desc(), trades.c.id.desc())).label("rank")
+    inner = select(trades.c.id, *(trades.c[name] for name in _TRADE), rank)
+    if user_ids is not None:
+        inner = inner.where(trades.c.user_id.in_(user_ids))
+    ranked = inner.subquery("ranked")
+    rows = connection.execute(
+        select(*(ranked.c[name] for name in ("id",) + _TRADE)).where(ranked.c.rank <= limit)
+        .order_by(ranked.c.user_id, ranked.c.rank))
+    result: dict[str, list[Trade]] = {}
+    for row in rows:
+        result.setdefault(row.user_id, []).append(Trade(*row))
+    return result
 
 
 def add_alert(connection: Connection, alert: AlertIn) -> int:

@@ -16,7 +16,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Iterable, Sequence
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from bot.store import daily, journal, snapshots, timeline
 from bot.store.engine import create_store_engine, default_database_url, writer
@@ -81,6 +81,11 @@ class BalanceStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def ping(self) -> None:
+        """Run a trivial query (health checks); raises what the database raises."""
+        with self._engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     @property
     def dialect(self) -> str:
@@ -230,6 +235,27 @@ class BalanceStore:
         _check_limit(limit, JOURNAL_LIMIT_MAX)
         with self._engine.begin() as connection:
             return journal.recent_trades(connection, user_id, limit)
+
+    def trade_counts(self, user_ids: Iterable[str] | None = None) -> dict[str, int]:
+        """user_id -> number of journaled trades (of `user_ids`, or of everyone); users without
+        trades are absent."""
+        ids = None if user_ids is None else _check_ids(user_ids)
+        with self._engine.begin() as connection:
+            return journal.trade_counts(connection, ids)
+
+    def closed_trades(self, user_ids: Iterable[str] | None = None) -> list[tuple[str, Decimal, datetime]]:
+        """(user_id, pnl, executed_at) of every trade whose P&L is known (a closed trade), in no
+        particular order; sum them in Python (`records.EXACT`)."""
+        ids = None if user_ids is None else _check_ids(user_ids)
+        with self._engine.begin() as connection:
+            return journal.closed_trades(connection, ids)
+
+    def recent_trades_by_user(self, user_ids: Iterable[str] | None = None, limit: int = 5) -> dict[str, list[Trade]]:
+        """user_id -> its `limit` (1..1000) most recent trades, newest first, in one query."""
+        ids = None if user_ids is None else _check_ids(user_ids)
+        _check_limit(limit, JOURNAL_LIMIT_MAX)
+        with self._engine.begin() as connection:
+            return journal.recent_trades_by_user(connection, ids, limit)
 
     def add_alert(self, alert: AlertIn) -> int:
         if not isinstance(alert, AlertIn):

@@ -1,0 +1,117 @@
+"""What an alert is: its type, level and one notification of it (`AlertEvent`), and its wire shapes.
+
+An alert is identified by (type, user_id, broker); ``broker`` is None for a user's total (for
+the master account, ``user_id`` is "master"). Each `AlertEvent` is one notification: "firing"
+(first, or a repeat after the cooldown) or "resolved". Events are immutable and shared freely.
+
+JSON: decimals are sent as strings (exact, as the JSON API does); unknown is null; timestamps
+are RFC 3339 in UTC.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+FIRING, RESOLVED = "firing", "resolved"
+
+
+class AlertType(StrEnum):
+    BALANCE_LOW = "BALANCE_LOW"
+    BALANCE_DROP = "BALANCE_DROP"
+    ACCOUNT_ERROR = "ACCOUNT_ERROR"
+
+
+class AlertLevel(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+# The level of each type (also the Alertmanager ``severity``; it never changes within an alert,
+# so firing and resolved notifications carry the same labels).
+LEVELS = {
+    AlertType.BALANCE_LOW: AlertLevel.WARNING,
+    AlertType.BALANCE_DROP: AlertLevel.CRITICAL,
+    AlertType.ACCOUNT_ERROR: AlertLevel.WARNING,
+}
+
+
+def utc(timestamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)
+
+
+def rfc3339(timestamp: float) -> str:
+    return utc(timestamp).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def money(value: Decimal | None) -> str:
+    """A value for messages: grouped, at least 2 decimals, at most 8, trailing zeros dropped."""
+    if value is None:
+        return "unknown"
+    text = f"{value.quantize(Decimal('1e-8')) if value.as_tuple().exponent < -8 else value:,f}"
+    if "." in text:
+        whole, frac = text.split(".")
+        frac = frac.rstrip("0").ljust(2, "0")
+        return f"{whole}.{frac}"
+    return f"{text}.00"
+
+
+def _json_decimal(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One notification of an alert. ``timestamp`` is when it was raised (epoch seconds),
+    ``started_at`` when the alert began firing (the same for its repeats and its resolution)."""
+
+    type: AlertType
+    state: str
+    level: AlertLevel
+    user_id: str
+    broker: str | None
+    value: Decimal | None
+    threshold: Decimal | None
+    message: str
+    timestamp: float
+    started_at: float
+    repeat: bool = False  # a "firing" notification repeated after the cooldown
+
+    @property
+    def key(self) -> tuple[str, str, str | None]:
+        return (self.type.value, self.user_id, self.broker)
+
+    def to_json(self) -> dict:
+        """The webhook body: exactly type, state, level, user_id, broker, value, threshold,
+        message, timestamp (decimals as strings)."""
+        return {
+            "type": self.type.value,
+            "state": self.state,
+            "level": self.level.value,
+            "user_id": self.user_id,
+            "broker": self.broker,
+            "value": _json_decimal(self.value),
+            "threshold": _json_decimal(self.threshold),
+            "message": self.message,
+            "timestamp": rfc3339(self.timestamp),
+        }
+
+    def to_slack(self) -> dict:
+        return {"text": f"[{self.state.upper()}] {self.type.value} ({self.level.value}): {self.message}"}
+
+    def to_alertmanager(self, firing_ttl_seconds: float) -> dict:
+        """A postable alert for Alertmanager API v2. A firing alert's ``endsAt`` lies
+        ``firing_ttl_seconds`` ahead (it is re-sent within that while it lasts, else Alertmanager
+        lets it expire); a resolved one's is the resolution time."""
+        labels = {"alertname": self.type.value, "user": self.user_id, "severity": self.level.value}
+        if self.broker is not None:  # a user's total has no broker label
+            labels["broker"] = self.broker
+        annotations = {"summary": self.message}
+        for name, value in (("value", self.value), ("threshold", self.threshold)):
+            if value is not None:
+                annotations[name] = str(value)
+        ends = self.timestamp + firing_ttl_seconds if self.state == FIRING else self.timestamp
+        return {"labels": labels, "annotations": annotations, "startsAt": rfc3339(self.started_at),
+                "endsAt": rfc3339(ends)}

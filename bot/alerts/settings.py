@@ -1,0 +1,222 @@
+"""The ``alerts`` settings: rules (settings.json, overridden per user) and delivery (settings.json only).
+
+settings.json ``alerts`` (every field optional)::
+
+    low_balance                  BALANCE_LOW below this value in the base currency (absent/null: off)
+    drop_percent                 BALANCE_DROP when the value is this many percent (0 < p <= 100)
+                                 below the highest value read within the window (absent/null: off)
+    drop_window_minutes          that window (60)
+    cooldown_minutes             an alert still firing is repeated at most once per cooldown (60)
+    hysteresis_percent           an alert resolves only when the value is this much beyond the
+                                 level that fired it, so a value hovering there does not flap (1)
+    error_reads                  ACCOUNT_ERROR after this many consecutive failed reads (3; null: off)
+    stale_minutes                ACCOUNT_ERROR when a failed read finds the last good read older
+                                 than this (absent/null: off)
+    webhooks                     [{"url": "https://...", "format": "json" | "slack"}]
+    webhook_timeout_seconds      per attempt (5)
+    webhook_retries              further attempts after a failed one (2), backoff doubling from
+    webhook_retry_backoff_seconds  (1)
+    alertmanager_url             Prometheus Alertmanager base URL (absent: not used)
+
+A user file's ``alerts`` may override the rule fields (the first seven) for that user's accounts
+and total; ``null`` switches a rule off for that user. Everything is validated when the
+configuration is loaded (`check_alert_config`), with a `ConfigError` naming the file and field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Mapping
+
+from bot.config import Config, ConfigError, _Fields
+
+RULE_FIELDS = ("low_balance", "drop_percent", "drop_window_minutes", "cooldown_minutes", "hysteresis_percent",
+               "error_reads", "stale_minutes")
+DELIVERY_FIELDS = ("webhooks", "webhook_timeout_seconds", "webhook_retries", "webhook_retry_backoff_seconds",
+                   "alertmanager_url")
+WEBHOOK_FORMATS = ("json", "slack")
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """The rules for one owner's accounts and total. The derived figures are computed once per
+    instance (cached), which keeps evaluation cheap."""
+
+    low_balance: Decimal | None = None
+    drop_percent: Decimal | None = None
+    drop_window_minutes: float = 60.0
+    cooldown_minutes: float = 60.0
+    hysteresis_percent: Decimal = Decimal(1)
+    error_reads: int | None = 3
+    stale_minutes: float | None = None
+
+    @cached_property
+    def low_resolve(self) -> Decimal | None:
+        """BALANCE_LOW resolves only above this: low_balance × (1 + hysteresis)."""
+        return None if self.low_balance is None else self.low_balance * self.hysteresis_factor
+
+    @cached_property
+    def hysteresis_factor(self) -> Decimal:
+        return 1 + self.hysteresis_percent / HUNDRED
+
+    @cached_property
+    def drop_factor(self) -> Decimal | None:
+        """BALANCE_DROP fires at or below peak × this (1 − drop_percent)."""
+        return None if self.drop_percent is None else 1 - self.drop_percent / HUNDRED
+
+    @cached_property
+    def drop_window_seconds(self) -> float:
+        return self.drop_window_minutes * 60
+
+    @cached_property
+    def cooldown_seconds(self) -> float:
+        return self.cooldown_minutes * 60
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: str
+    format: str = "json"
+
+    def __repr__(self) -> str:  # webhook URLs often embed a token (Slack): never print the path
+        return f"Webhook({redact_url(self.url)!r}, format={self.format!r})"
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Every alert setting: the default rules, per-user rules, and delivery."""
+
+    rules: RuleSettings = field(default_factory=RuleSettings)
+    user_rules: Mapping[str, RuleSettings] = field(default_factory=dict)
+    webhooks: tuple[Webhook, ...] = ()
+    webhook_timeout_seconds: float = 5.0
+    webhook_retries: int = 2
+    webhook_retry_backoff_seconds: float = 1.0
+    alertmanager_url: str | None = None
+
+    def rules_for(self, owner: str) -> RuleSettings:
+        return self.user_rules.get(owner, self.rules)
+
+
+def redact_url(url: str) -> str:
+    """Scheme and host of ``url`` only (paths and queries of webhook URLs may hold tokens)."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}://{host}/…" if rest else url
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _decimal(f: _Fields, name: str, above: bool, maximum: Decimal | None = None) -> Decimal | None:
+    """The field as a Decimal >= 0 (> 0 when ``above``), at most ``maximum``; None when null."""
+    if f.data[name] is None:
+        return None
+    value = Decimal(f.get(name, (int, Decimal)))
+    if not value.is_finite() or value < 0 or (above and value == 0):
+        raise f.error(name, f"must be {'>' if above else '>='} 0, got {value}")
+    if maximum is not None and value > maximum:
+        raise f.error(name, f"must be <= {maximum}, got {value}")
+    return value
+
+
+def _rules(f: _Fields, base: RuleSettings) -> RuleSettings:
+    """``base`` with the rule fields present in ``f`` (null: off for the optional rules)."""
+    changes: dict[str, Any] = {}
+    if "low_balance" in f.data:
+        changes["low_balance"] = _decimal(f, "low_balance", above=True)
+    if "drop_percent" in f.data:
+        changes["drop_percent"] = _decimal(f, "drop_percent", above=True, maximum=HUNDRED)
+    if "hysteresis_percent" in f.data:
+        if f.data["hysteresis_percent"] is None:
+            raise f.error("hysteresis_percent", "must be a number (0 for none)")
+        changes["hysteresis_percent"] = _decimal(f, "hysteresis_percent", above=False, maximum=Decimal(50))
+    for name, above in (("drop_window_minutes", True), ("cooldown_minutes", False)):
+        if name in f.data:
+            if f.data[name] is None:
+                raise f.error(name, "must be a number")
+            changes[name] = f.number(name, None, above=above)
+    if "stale_minutes" in f.data:
+        changes["stale_minutes"] = None if f.data["stale_minutes"] is None else f.number("stale_minutes", None, above=True)
+    if "error_reads" in f.data:
+        reads = f.data["error_reads"]
+        if reads is not None:
+            reads = f.get("error_reads", int)
+            if reads < 1:
+                raise f.error("error_reads", f"must be >= 1, got {reads}")
+        changes["error_reads"] = reads
+    return replace(base, **changes)
+
+
+def _url(f: _Fields, name: str) -> str | None:
+    url = f.text(name)
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise f.error(name, "must start with http:// or https://")
+    return url
+
+
+def _webhooks(f: _Fields) -> tuple[Webhook, ...]:
+    entries = f.get("webhooks", list, [])
+    hooks = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise f.error(f"webhooks[{index}]", "must be an object with \"url\" and \"format\"")
+        hook = _Fields(f.path, entry, f"{f.prefix}webhooks[{index}].")
+        hook.check_known({"url", "format"})
+        url = _url(hook, "url")
+        if url is None:
+            raise hook.error("url", "is required")
+        fmt = hook.text("format", "json")
+        if fmt not in WEBHOOK_FORMATS:
+            raise hook.error("format", f"must be one of {', '.join(WEBHOOK_FORMATS)}, got {fmt!r}")
+        hooks.append(Webhook(url, fmt))
+    return tuple(hooks)
+
+
+def parse_alert_settings(settings_alerts: Mapping[str, Any], user_alerts: Mapping[str, Mapping[str, Any]],
+                         directory: Path) -> AlertSettings:
+    """Validate and build the alert settings from the raw ``alerts`` objects of settings.json and
+    of each user file (``user_alerts``: user id → raw overrides). Raises ConfigError."""
+    f = _Fields(directory / "settings.json", dict(settings_alerts), "alerts.")
+    f.check_known(set(RULE_FIELDS) | set(DELIVERY_FIELDS))
+    rules = _rules(f, RuleSettings())
+    retries = f.get("webhook_retries", int, 2)
+    if retries < 0 or retries > 10:
+        raise f.error("webhook_retries", f"must be from 0 to 10, got {retries}")
+    user_rules = {}
+    for user_id, raw in user_alerts.items():
+        if not raw:
+            continue
+        u = _Fields(directory / "users" / f"{user_id}.json", dict(raw), "alerts.")
+        for name in raw:
+            if name in DELIVERY_FIELDS:
+                raise u.error(name, "can only be set in settings.json")
+        u.check_known(set(RULE_FIELDS))
+        user_rules[user_id] = _rules(u, rules)
+    return AlertSettings(
+        rules=rules,
+        user_rules=user_rules,
+        webhooks=_webhooks(f),
+        webhook_timeout_seconds=f.number("webhook_timeout_seconds", 5, above=True),
+        webhook_retries=retries,
+        webhook_retry_backoff_seconds=f.number("webhook_retry_backoff_seconds", 1),
+        alertmanager_url=(_url(f, "alertmanager_url") or "").rstrip("/") or None,
+    )
+
+
+def alert_settings(config: Config) -> AlertSettings:
+    """The alert settings of a loaded configuration (every user's overrides, enabled or not)."""
+    return parse_alert_settings(config.settings.alerts, {u.user_id: u.alerts for u in config.users}, config.directory)
+
+
+def check_alert_config(config: Config) -> None:
+    """Called by `bot.config.load_config`: refuse a bad ``alerts`` setting like any bad field."""
+    try:
+        alert_settings(config)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:  # a shape _Fields did not anticipate
+        raise ConfigError(f"{config.directory / 'settings.json'}: field 'alerts': {exc}") from None
