@@ -22,6 +22,7 @@ from dotenv import dotenv_values
 from bot.secrets import Credentials, Secret
 
 MASTER_OWNER = "master"
+RESERVED_USER_IDS = (MASTER_OWNER, "admin")
 PAPER_EXCHANGE = "paper"
 DEFAULT_CONFIG_DIR = "config"
 CONFIG_ENV_VAR = "BALANCES_CONFIG"
@@ -355,8 +356,8 @@ def _parse_users(directory: Path, env: Mapping[str, str]) -> tuple[UserConfig, .
         user_id = f.text("user_id", required=True)
         if user_id != path.stem:
             raise f.error("user_id", f"{user_id!r} differs from the file name {path.stem!r}")
-        if user_id == MASTER_OWNER:
-            raise f.error("user_id", f"{MASTER_OWNER!r} is reserved for the master account")
+        if user_id in RESERVED_USER_IDS:
+            raise f.error("user_id", f"{user_id!r} is reserved (the master account, the admin role)")
         if ":" in user_id:
             raise f.error("user_id", "must not contain ':'")
         if user_id.lower() in users:

@@ -144,6 +144,12 @@ class MultiAccountBrokerManager:
                 self._scheduler.start()
             return self._scheduler
 
+    @property
+    def scheduler(self) -> BalanceScheduler | None:
+        """The background jobs once `start_scheduler` ran, else None (for health checks)."""
+        with self._setup_lock:
+            return self._scheduler
+
     def close(self) -> None:
         """Stop the scheduler and the fetch workers (reads in progress finish), write the
         history still queued, and close connections."""

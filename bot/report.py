@@ -168,11 +168,11 @@ def render_table(report: BalanceReport) -> str:
 # ---------------------------------------------------------------------------- JSON
 
 
-def _number(value: Decimal | None, currency: str) -> float | None:
+def money_number(value: Decimal | None, currency: str) -> float | None:
     return None if value is None else float(quantize(value, currency))
 
 
-def _iso(timestamp: float | None) -> str | None:
+def iso_utc(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -185,13 +185,13 @@ def account_json(state: AccountState, currency: str, now: float) -> dict:
         "broker": state.broker,
         "exchange": state.exchange,
         "status": state.status.value,
-        "value": _number(state.value, currency),
-        "fetched_at": _iso(state.fetched_at),
+        "value": money_number(state.value, currency),
+        "fetched_at": iso_utc(state.fetched_at),
         "age_seconds": None if age is None else round(age, 1),
         "error": state.error,
         "assets": {asset: {"amount": float(h.amount),
                            "price": None if h.price is None else float(h.price),
-                           "value": _number(h.value, currency)}
+                           "value": money_number(h.value, currency)}
                    for asset, h in state.holdings.items()},
         "unpriced": list(state.unpriced),
     }
@@ -199,17 +199,17 @@ def account_json(state: AccountState, currency: str, now: float) -> dict:
 
 def report_json(report: BalanceReport) -> dict:
     cur, now = report.base_currency, report.generated_at
-    users = {u.user_id: {s.broker: _number(s.value, cur) for s in states} for u, states in report.users}
+    users = {u.user_id: {s.broker: money_number(s.value, cur) for s in states} for u, states in report.users}
     return {
-        "timestamp": _iso(now),
+        "timestamp": iso_utc(now),
         "base_currency": cur,
-        "balances": {"master": {s.broker: _number(s.value, cur) for s in report.master}, "users": users},
+        "balances": {"master": {s.broker: money_number(s.value, cur) for s in report.master}, "users": users},
         "summary": {
-            "master_total": _number(report.master_total, cur),
-            "user_totals": {u.user_id: _number(sum_known(states), cur) for u, states in report.users},
-            "total_user_capital": _number(report.total_user_capital, cur),
+            "master_total": money_number(report.master_total, cur),
+            "user_totals": {u.user_id: money_number(sum_known(states), cur) for u, states in report.users},
+            "total_user_capital": money_number(report.total_user_capital, cur),
             "user_count": report.user_count,
-            "average_per_user": _number(report.average_per_user, cur),
+            "average_per_user": money_number(report.average_per_user, cur),
         },
         "accounts": [account_json(s, cur, now) for s in report.states],
     }

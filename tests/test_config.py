@@ -49,6 +49,7 @@ def test_amounts_are_exact_decimals(config):
     ({"users/alice.json": {"brokers": {}}}, "alice.json: field 'user_id': is required"),
     ({"users/alice.json": {"user_id": "bob"}}, "alice.json: field 'user_id': 'bob' differs from the file name 'alice'"),
     ({"users/master.json": {"user_id": "master"}}, "field 'user_id': 'master' is reserved"),
+    ({"users/admin.json": {"user_id": "admin"}}, "field 'user_id': 'admin' is reserved"),
     ({"users/alice.json": {"user_id": "alice", "enabled": "yes"}}, "field 'enabled': must be true or false, not str"),
     ({"users/alice.json": {"user_id": "alice", "brokers": {"kraken": {"exchange": "krakken"}}}},
      "alice.json: field 'brokers.kraken.exchange': 'krakken' is not a ccxt exchange id"),

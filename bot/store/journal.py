@@ -29,6 +29,10 @@ def recent_trades(connection: Connection, user_id: str, limit: int) -> list[Trad
     return [Trade(*row) for row in rows]
 
 
+def latest_trade_id(connection: Connection) -> int | None:
+    return connection.execute(select(func.max(trades.c.id))).scalar_one()
+
+
 def trade_counts(connection: Connection, user_ids: list[str] | None) -> dict[str, int]:
     """user_id -> number of journaled trades."""
     query = select(trades.c.user_id, func.count()).group_by(trades.c.user_id)

@@ -236,6 +236,12 @@ class BalanceStore:
         with self._engine.begin() as connection:
             return journal.recent_trades(connection, user_id, limit)
 
+    def latest_trade_id(self) -> int | None:
+        """The id of the newest journaled trade (None for an empty journal): the journal is
+        append-only, so this changes exactly when a trade is added (by any process)."""
+        with self._engine.begin() as connection:
+            return journal.latest_trade_id(connection)
+
     def trade_counts(self, user_ids: Iterable[str] | None = None) -> dict[str, int]:
         """user_id -> number of journaled trades (of `user_ids`, or of everyone); users without
         trades are absent."""

@@ -5,7 +5,7 @@
 (b) 2,000 accounts, 5 ms latency, no spacing: accounts/s and peak RSS, manager vs bare ccxt;
 (c) warm ``get_user_balance`` median;
 (d) peak RSS with 5,000 configured accounts after one full refresh;
-then the store, alerts and metrics benchmarks (``tests/bench/<name>.py``).
+then the store, alerts, metrics and web benchmarks (``tests/bench/<name>.py``).
 
 Fakes run in a separate process (``python -m tests.fakes``) for (b) and (d) so that the server
 does not share the client's interpreter; (b) and (d) clients run in their own processes so that
@@ -84,11 +84,11 @@ def bench_d() -> None:
 
 
 # Benchmarks of the other areas live in their own modules, each with ``main(argv)``.
-MODULE_BENCHES = ("store", "alerts", "metrics")
+MODULE_BENCHES = ("store", "alerts", "metrics", "web")
 
 
 def main(argv: list[str]) -> int:
-    """``python -m tests.bench [a b c d store alerts metrics]``; no argument runs them all."""
+    """``python -m tests.bench [a b c d store alerts metrics web]``; no argument runs them all."""
     core = {"a": bench_a, "b": bench_b, "c": bench_c, "d": bench_d}
     chosen = argv or [*core, *MODULE_BENCHES]
     for name in chosen:

@@ -1,0 +1,253 @@
+"""The JSON API (``/api/*``). Shapes: ../PRODUCT.md and `web.payloads`.
+
+Every view here runs after `web._identify` (valid token or session, rate limit, CSRF), so
+``g.principal`` is set. A user token sees only that user's accounts: another owner's account is
+403, an account that is not configured is 404. Bad parameters are 400 problems naming the
+parameter. Views read the manager's current states and the store only; ``POST /api/refresh`` is
+the one view that causes exchange reads (on the manager's fetch workers, waited for up to
+``request_timeout_seconds`` × (retries + 1)).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, g, request
+
+from bot.config import MASTER_OWNER
+from bot.history_report import account_balance_records, period, user_balances_json
+from bot.report import iso_utc, money_number
+from bot.store import SOURCES
+from bot.store.records import EXACT
+from web import context
+from web.payloads import history_json, net_worth, snapshot_json
+from web.problems import ApiProblem, bad_parameter
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+DEFAULT_SNAPSHOT_LIMIT = 30
+DEFAULT_HISTORY_DAYS = 30
+DEFAULT_USER_BALANCE_DAYS = 30
+MAX_RANGE_DAYS = 3660
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _config():
+    return context().manager.config
+
+
+def _store():
+    history = context().manager.history
+    if history is None:
+        raise ApiProblem(503, "The history store is not enabled in this server.")
+    return history.store
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(_config().settings.timezone)
+
+
+def _visible_account_ids() -> list[str]:
+    principal = g.principal
+    return [a.account_id for a in _config().accounts() if principal.can_see(a.owner)]
+
+
+def _account(account_id: str) -> str:
+    """``account_id`` if the caller may see it: 403 for another owner's, 404 for an unknown one."""
+    owner = account_id.split(":", 1)[0]
+    if not g.principal.can_see(owner):
+        raise ApiProblem(403, "This account belongs to another user.")
+    if account_id not in {a.account_id for a in _config().accounts()}:
+        raise ApiProblem(404, "No such account (expected <owner>:<broker> of a configured account).")
+    return account_id
+
+
+def _user(param: str = "user") -> str:
+    """The user named by ``param`` (default: the caller's own user; admin must name one)."""
+    principal = g.principal
+    user = request.args.get(param)
+    if user is None or user == "":
+        if principal.is_admin:
+            raise bad_parameter(param, f"'{param}' is required for an admin token.")
+        user = principal.role
+    if not principal.can_see(user) or user == MASTER_OWNER:
+        raise ApiProblem(403, "That user's data belongs to another user.")
+    if user not in {u.user_id for u in _config().users}:
+        raise ApiProblem(404, "No such user.")
+    return user
+
+
+def _source() -> str | None:
+    source = request.args.get("source")
+    if source is None or source == "":
+        return None
+    if source not in SOURCES:
+        raise bad_parameter("source", f"unknown source; one of {', '.join(SOURCES)}.")
+    return source
+
+
+def _limit() -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return DEFAULT_SNAPSHOT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise bad_parameter("limit", "limit must be an integer from 1 to 100.")
+    return int(raw)
+
+
+def _day(name: str, raw: str) -> dt.date:
+    try:
+        if len(raw) == 8 and raw.isdigit():
+            return dt.date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
+        if len(raw) == 10:
+            return dt.date.fromisoformat(raw)
+    except ValueError:
+        pass
+    raise bad_parameter(name, f"{name} must be a date, YYYY-MM-DD or YYYYMMDD.")
+
+
+def _instant(name: str, raw: str | None, end: bool) -> dt.datetime | None:
+    """A date (the whole day in settings.timezone: its start, or for ``end`` its last instant)
+    or an ISO-8601 datetime with an offset."""
+    if raw is None or raw == "":
+        return None
+    if len(raw) in (8, 10) and "T" not in raw:
+        day = _day(name, raw)
+        if end:
+            return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), _zone()) - dt.timedelta(microseconds=1)
+        return dt.datetime.combine(day, dt.time(), _zone())
+    try:
+        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise bad_parameter(name, f"{name} must be a date (YYYY-MM-DD) or an ISO-8601 datetime with an offset.") from None
+    if value.tzinfo is None:
+        raise bad_parameter(name, f"{name} must include a time zone offset (e.g. Z or +01:00).")
+    return value
+
+
+def _range(start_name: str, end_name: str, default_days: int, days_only: bool = False):
+    if days_only:
+        today = dt.datetime.now(_zone()).date()
+        end = _day(end_name, request.args[end_name]) if request.args.get(end_name) else today
+        start = (_day(start_name, request.args[start_name]) if request.args.get(start_name)
+                 else end - dt.timedelta(days=default_days))
+    else:
+        end = _instant(end_name, request.args.get(end_name), end=True) or dt.datetime.now(dt.timezone.utc)
+        start = _instant(start_name, request.args.get(start_name), end=False) or end - dt.timedelta(days=default_days)
+    if start > end:
+        raise bad_parameter(start_name, f"{start_name} is after {end_name}.")
+    if end - start > dt.timedelta(days=MAX_RANGE_DAYS):
+        raise bad_parameter(start_name, f"the range may span at most {MAX_RANGE_DAYS} days.")
+    return start, end
+
+
+def _json(body) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), mimetype="application/json")
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+@bp.get("/users")
+def users():
+    """The dashboard's data, from cache (see web.payloads.UsersPayload)."""
+    gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
+    body = context().users_payload.body(g.principal.role, gzipped=gzipped)
+    response = Response(body, mimetype="application/json")
+    response.headers["Vary"] = "Accept-Encoding, Authorization, Cookie"
+    if gzipped:
+        response.headers["Content-Encoding"] = "gzip"
+    return response
+
+
+@bp.get("/balance")
+def balance():
+    """``{"netWorth": {ASSET: amount}}``: the caller's holdings summed per asset, unconverted."""
+    ctx = context()
+    ids = set(_visible_account_ids())
+    states = [s for s in ctx.manager.current_states() if s.account_id in ids]
+    known = {s.account_id for s in states if s.value is not None or s.holdings}
+    history = ctx.manager.history
+    missing = sorted(ids - known)
+    return _json({"netWorth": net_worth(states, None if history is None else history.store, missing)})
+
+
+@bp.get("/balance-snapshots")
+def balance_snapshots():
+    """The newest snapshot of each of the caller's accounts, and their sum per currency."""
+    snapshots = _store().latest_snapshots(_visible_account_ids())
+    totals: dict = {}
+    for s in snapshots:
+        totals[s.currency] = EXACT.add(totals[s.currency], s.balance) if s.currency in totals else s.balance
+    return _json({"snapshots": [snapshot_json(s) for s in snapshots],
+                  "total_balance_by_currency": {c: str(v) for c, v in sorted(totals.items())}})
+
+
+@bp.get("/accounts/<path:account_id>/balance-history")
+def balance_history(account_id: str):
+    account_id = _account(account_id)
+    source = _source()
+    start, end = _range("start_date", "end_date", DEFAULT_HISTORY_DAYS)
+    snapshots = _store().snapshot_history(account_id, start, end, source)
+    return _json(history_json(account_id, snapshots, start, end, source))
+
+
+@bp.get("/accounts/<path:account_id>/balance-snapshots")
+def account_snapshots(account_id: str):
+    account_id = _account(account_id)
+    source, limit = _source(), _limit()
+    snapshots = _store().recent_snapshots(account_id, limit, source)
+    return _json({"account_id": account_id, "source": source, "limit": limit,
+                  "snapshots": [snapshot_json(s) for s in snapshots]})
+
+
+@bp.get("/user_balances")
+def user_balances():
+    """Daily closes of one user, ``from``/``to`` YYYYMMDD (default the last 30 days)."""
+    user = _user()
+    start, end = _range("from", "to", DEFAULT_USER_BALANCE_DAYS, days_only=True)
+    closes = _store().daily_closes(user, start, end)
+    return _json(user_balances_json(closes, _config().settings.base_currency))
+
+
+@bp.get("/account-balances")
+def account_balances():
+    """Open-platform ``account-balance`` records of a user's close on ``date`` (``type=day``) or
+    the last close of its month (``type=month``)."""
+    user = _user()
+    kind = request.args.get("type") or "day"
+    if kind not in ("day", "month"):
+        raise bad_parameter("type", "type must be 'day' or 'month'.")
+    raw = request.args.get("date")
+    day = _day("date", raw) if raw else dt.datetime.now(_zone()).date()
+    start, end = period(day, kind)
+    closes = _store().daily_closes(user, start, end)
+    return _json(account_balance_records(closes, kind))
+
+
+@bp.post("/refresh")
+def refresh():
+    """Force a read of the caller's accounts (every account for admin) and wait for it (bounded).
+    200 with the new states when done; 202 when the reads are still running."""
+    ctx = context()
+    principal = g.principal
+    settings = _config().settings
+    owner = None if principal.is_admin else principal.role
+    if owner is not None and owner not in {a.owner for a in _config().accounts()}:
+        return _json({"timestamp": iso_utc(time.time()), "complete": True, "accounts": []})
+    future = ctx.refresher.submit(ctx.manager.refresh, True, None, owner)
+    wait = settings.request_timeout_seconds * (settings.retries + 1) + 1
+    try:
+        states = future.result(timeout=wait)
+    except FutureTimeout:
+        return _json({"timestamp": iso_utc(time.time()), "complete": False, "accounts": []}), 202
+    now = time.time()
+    cur = settings.base_currency
+    accounts = [{"account_id": s.account_id, "status": s.status.value, "value": money_number(s.value, cur),
+                 "fetched_at": iso_utc(s.fetched_at), "error": s.error} for s in states]
+    return _json({"timestamp": iso_utc(now), "complete": True, "accounts": accounts})

@@ -1,0 +1,84 @@
+"""RFC 9457 problem details: every error of the app as ``application/problem+json``.
+
+`problem(status, detail, type_=..., **extensions)` builds the response; `ApiProblem` is an
+exception carrying one (raise it from a view); `register(app)` turns every HTTPException
+(unknown routes, 405, 401, ...) and every unhandled exception (500) into a problem body. A 500
+says only "Internal Server Error": the exception is logged, never sent (no stack trace, no
+message that could carry a secret).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+ABOUT_BLANK = "about:blank"
+# Problem types more specific than their status (relative URIs, resolved against the server).
+INVALID_PARAMETER = "/problems/invalid-parameter"
+RATE_LIMITED = "/problems/rate-limited"
+CSRF_FAILED = "/problems/csrf-failed"
+
+
+def problem(status: int, detail: str | None = None, type_: str = ABOUT_BLANK, title: str | None = None,
+            headers: dict | None = None, **extensions) -> Response:
+    phrase = HTTPStatus(status).phrase
+    body = {"type": type_, "title": title or phrase, "status": status,
+            "detail": detail or phrase, "instance": request.path if request else None}
+    body.update(extensions)
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+class ApiProblem(Exception):
+    """Raise from a view to answer with a problem body."""
+
+    def __init__(self, status: int, detail: str, type_: str = ABOUT_BLANK, title: str | None = None,
+                 headers: dict | None = None, **extensions):
+        super().__init__(detail)
+        self.status, self.detail, self.type, self.title = status, detail, type_, title
+        self.headers, self.extensions = headers or {}, extensions
+
+    def response(self) -> Response:
+        return problem(self.status, self.detail, self.type, self.title, self.headers, **self.extensions)
+
+
+def bad_parameter(name: str, detail: str) -> ApiProblem:
+    """400 for one bad query parameter (named in ``invalid_params``, RFC 9457 §3.2's example)."""
+    return ApiProblem(400, detail, INVALID_PARAMETER, "Invalid parameter",
+                      invalid_params=[{"name": name, "reason": detail}])
+
+
+_DETAILS = {
+    404: "No such resource.",
+    405: "This method is not allowed on this resource.",
+    401: "A valid token is required.",
+}
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiProblem)
+    def _api_problem(exc: ApiProblem):
+        return exc.response()
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        status = exc.code or 500
+        headers = {}
+        if status == 405 and getattr(exc, "valid_methods", None):
+            headers["Allow"] = ", ".join(exc.valid_methods)
+        if status >= 500:
+            return problem(status, headers=headers)
+        return problem(status, _DETAILS.get(status, HTTPStatus(status).description), headers=headers)
+
+    @app.errorhandler(Exception)
+    def _unhandled(exc: Exception):
+        log.error("unhandled %s in %s %s", type(exc).__name__, request.method, request.path, exc_info=exc)
+        return problem(500)
