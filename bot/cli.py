@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 
+from bot.argparsing import OneLineParser, UsageError
 from bot.config import ConfigError, load_config
 from bot.history_report import account_balance_records, history_table, period, user_balances_json
 from bot.multi_account_broker_manager import MultiAccountBrokerManager
@@ -19,17 +20,8 @@ from bot.report import build_report, render_table, report_json
 EXIT_OK, EXIT_DEGRADED, EXIT_USAGE = 0, 1, 2
 
 
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, no usage dump
-        raise UsageError(message)
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="show_user_balances.py", description="Balances of the master and user accounts.")
+    p = OneLineParser(prog="show_user_balances.py", description="Balances of the master and user accounts.")
     p.add_argument("--config", metavar="DIR", help="configuration directory (default $BALANCES_CONFIG or ./config)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--user", metavar="ID", help="only this user")

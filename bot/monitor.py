@@ -23,6 +23,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from bot.argparsing import OneLineParser, UsageError
 from bot.config import ConfigError, load_config
 from bot.metrics import METRICS_CONTENT_TYPE, metrics_for, render_metrics
 from bot.multi_account_broker_manager import MultiAccountBrokerManager
@@ -33,17 +34,8 @@ DEFAULT_PORT = 9478
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, no usage dump
-        raise UsageError(message)
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m bot.monitor", description="Refresh balances, raise alerts, serve /metrics.")
+    p = OneLineParser(prog="python -m bot.monitor", description="Refresh balances, raise alerts, serve /metrics.")
     p.add_argument("--config", metavar="DIR", help="configuration directory (default $BALANCES_CONFIG or ./config)")
     p.add_argument("--metrics-port", type=int, default=DEFAULT_PORT, metavar="N",
                    help=f"port of /metrics (default {DEFAULT_PORT}; 0: any free port)")

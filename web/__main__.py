@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 
+from bot.argparsing import OneLineParser, UsageError
 from bot.config import ConfigError, config_directory
 from web.auth import TokenConfigError, is_loopback
 
@@ -21,7 +22,7 @@ log = logging.getLogger("web")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m web", description="Serve the multibalance dashboard and API.")
+    parser = OneLineParser(prog="python -m web", description="Serve the multibalance dashboard and API.")
     parser.add_argument("--config", help="configuration directory (default $BALANCES_CONFIG or ./config)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5000, help="port (default 5000; 0 picks a free one)")
@@ -46,7 +47,11 @@ def _loopback_host(host: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "apscheduler"):  # migrations and every job run at INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)
