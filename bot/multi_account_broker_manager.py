@@ -260,7 +260,7 @@ class MultiAccountBrokerManager:
             if user_id not in self._by_owner:
                 raise KeyError(f"unknown user {user_id!r}")
             raise KeyError(f"user {user_id!r} has no broker {broker_key(broker_type)!r}")
-        states = self._cache.fresh(ids) or self._states(ids)
+        states = self._states(ids)  # the cache's fresh states, or reads started for the rest
         return sum_known(states)
 
     def get_all_balances(self) -> dict:
