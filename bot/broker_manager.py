@@ -86,12 +86,15 @@ class ExchangeClient:
         self.account = account
         self._registry = registry
         self._base = base_currency
+        self._resolved: tuple[ExchangeEndpoint, CallGate] | None = None  # set once, by any reader
 
     def secret_values(self) -> tuple[str, ...]:
         return self.account.broker.credentials.values()
 
     def read(self) -> tuple[dict[str, Decimal], PriceOf]:
-        endpoint, gate = self._registry.resolve(self.account)
+        if self._resolved is None:  # the registry returns the same pair to every caller
+            self._resolved = self._registry.resolve(self.account)
+        endpoint, gate = self._resolved
         credentials = self.account.broker.credentials
         with gate.lock:
             with endpoint.borrow(credentials, gate) as exchange:

@@ -38,9 +38,6 @@ class BalanceReport:
     def master_total(self) -> Decimal | None:
         return sum_known(self.master)
 
-    def user_total(self, user_id: str) -> Decimal | None:
-        return sum_known(s for u, states in self.users if u.user_id == user_id for s in states)
-
     @property
     def user_count(self) -> int:
         return len(self.users)

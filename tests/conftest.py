@@ -9,6 +9,8 @@ import pytest
 from bot.config import load_config
 from bot.multi_account_broker_manager import MultiAccountBrokerManager
 
+pytest_plugins = ["tests.store_fixtures"]  # database fixtures (SQLite and PostgreSQL)
+
 # Fast failure handling for tests: one retry, tiny backoff, short timeouts, no spacing unless a test asks.
 FAST_SETTINGS = {"retries": 1, "retry_backoff_seconds": 0.01, "request_timeout_seconds": 1.0}
 

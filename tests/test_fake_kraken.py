@@ -60,7 +60,7 @@ def test_replayed_nonce_is_invalid_nonce(fake, public):
 
 
 def test_fault_for_one_key_leaves_others_alone(fake, public):
-    (a, ex_a), (b, ex_b) = (private_client(fake, public, {"BTC": "1"}),
+    (a, ex_a), (_, ex_b) = (private_client(fake, public, {"BTC": "1"}),
                             private_client(fake, public, {"BTC": "2"}))
     fake.inject("http_500", api_key=a["api_key"], count=2)
     assert ex_b.fetch_balance()["total"]["BTC"] == 2.0

@@ -1,4 +1,4 @@
-"""The store queries behind the alert rules, on SQLite and PostgreSQL (see tests/test_store.py).
+"""The store queries behind the alert rules, on SQLite and PostgreSQL (fixtures in tests/store_fixtures.py).
 
 `open_alerts` derives the open alerts from the alert log; `balances_since` loads the drop window.
 """
@@ -8,9 +8,7 @@ from datetime import timedelta
 from decimal import Decimal as D
 
 from bot.store import AlertIn
-from tests.test_store import (  # noqa: F401  (fixtures)
-    MIN, T0, database_url, postgres_server_url, postgres_url, snap, store,
-)
+from tests.test_store import MIN, T0, snap
 
 
 def alert(type_="BALANCE_LOW", state="firing", user="alice", broker="kraken", at=T0, value="90"):

@@ -20,7 +20,6 @@ from bot.monitoring_system import AlertLevel, AlertType, MonitoringSystem, get_m
 from bot.multi_account_broker_manager import MultiAccountBrokerManager
 from tests.conftest import FAST_SETTINGS, broker_on, no_spacing
 from tests.fakes import FakeKraken
-from tests.test_store import database_url, postgres_server_url, postgres_url  # noqa: F401  (fixtures)
 from tests.webhook_receiver import WebhookReceiver, refused_url
 
 

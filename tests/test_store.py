@@ -8,9 +8,6 @@ PostgreSQL variants are reported as skipped. Concurrency tests are in test_store
 """
 from __future__ import annotations
 
-import os
-import uuid
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -18,84 +15,19 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, make_url, text
 
 from bot.store import (
     SOURCES, AlertIn, AssetRow, BalanceStore, DailyClose, DailyRow, Snapshot, SnapshotIn, TradeIn,
     default_database_url,
 )
 from bot.store import bulk
-from bot.store.engine import create_store_engine
 from bot.store.migrate import current_revision, head_revision
 from bot.store.records import SNAPSHOT_SLOTS
 from bot.store.schema import metadata
 
-POSTGRES_ENV = "BALANCES_TEST_POSTGRES_URL"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=15)
 D = Decimal
-
-
-# --- fixtures -----------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def postgres_server_url() -> str:
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL variant not run")
-    return url
-
-
-@contextmanager
-def throwaway_database(server_url: str):
-    """A new, empty PostgreSQL database on the server of `server_url`; dropped on exit."""
-    name = f"mb_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture(scope="session")
-def postgres_url(postgres_server_url):
-    with throwaway_database(postgres_server_url) as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path) -> str:
-    """A migrated database with empty tables: a new SQLite file, or the session's PostgreSQL one."""
-    if request.param == "sqlite":
-        return default_database_url(tmp_path / "config")
-    url = request.getfixturevalue("postgres_url")
-    BalanceStore(url).close()
-    engine = create_store_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {', '.join(t.name for t in metadata.sorted_tables)} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-    return url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_database_url(request, tmp_path):
-    """A database nobody has opened yet (no schema at all)."""
-    if request.param == "sqlite":
-        yield default_database_url(tmp_path / "fresh")
-        return
-    with throwaway_database(request.getfixturevalue("postgres_server_url")) as url:
-        yield url
-
-
-@pytest.fixture
-def store(database_url):
-    opened = BalanceStore(database_url)
-    yield opened
-    opened.close()
 
 
 # --- helpers ------------------------------------------------------------------------------------

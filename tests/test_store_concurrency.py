@@ -14,9 +14,7 @@ from pathlib import Path
 
 from bot.store import BalanceStore, DailyRow
 from bot.store.migrate import current_revision, head_revision
-from tests.test_store import (  # noqa: F401  (fixtures)
-    MIN, T0, database_url, fresh_database_url, postgres_server_url, postgres_url, snap, store,
-)
+from tests.test_store import MIN, T0, snap
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = date(2025, 3, 1)

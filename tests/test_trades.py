@@ -1,5 +1,5 @@
 """The trade journal: record_trade's validation, the per-user store queries (SQLite and
-PostgreSQL, with the fixtures of test_store.py) and the figures of bot.trades."""
+PostgreSQL, with the fixtures of store_fixtures.py) and the figures of bot.trades."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,7 +10,6 @@ import pytest
 
 from bot.store import TradeIn
 from bot.trades import EMPTY, day_bounds, load_sample_trades, make_trade, trade_stats
-from tests.test_store import database_url, postgres_server_url, postgres_url, store  # noqa: F401 (fixtures)
 
 D = Decimal
 UTC = dt.timezone.utc

@@ -291,7 +291,7 @@ def test_account_snapshots_and_history(client):
         ranged = client.get(f"/api/accounts/alice:kraken/balance-history?start_date={start}&end_date={end}",
                             headers=bearer(ALICE_TOKEN)).get_json()
         assert len(ranged["snapshots"]) == 1, (start, end)
-    assert_problem(client.get(f"/api/accounts/alice:kraken/balance-history?start_date=2000-01-01",
+    assert_problem(client.get("/api/accounts/alice:kraken/balance-history?start_date=2000-01-01",
                               headers=bearer(ALICE_TOKEN)), 400)  # more than 3660 days
     past = client.get("/api/accounts/alice:kraken/balance-history?start_date=2020-01-01&end_date=2020-01-31",
                       headers=bearer(ALICE_TOKEN)).get_json()
