@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bot.cli import main  # noqa: E402
+from bot.app.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from bot.account_state import AccountState, Status
-from bot.balance_cache import BalanceCache
+from bot.core.state import AccountState, Status
+from bot.balances.cache import BalanceCache
 
 
 class Clock:

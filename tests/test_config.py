@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 
 from bot.config import ConfigError, load_config
-from bot.secrets import Secret
+from bot.core.secrets import Secret
+from bot.exchanges.quirks import private_min_interval
 
 
 def test_example_configuration_loads():
@@ -24,7 +25,7 @@ def test_defaults_without_settings(config):
     config.user("alice", {"paper": {"paper": True, "balances": {"USD": 1}}})
     loaded = config.load()
     assert loaded.settings.cache_ttl_seconds == 120
-    assert loaded.settings.min_interval("kraken") == 1.1
+    assert private_min_interval(loaded.settings, "kraken") == 1.1
     assert loaded.master is None
     broker = loaded.users[0].brokers[0]
     assert broker.exchange == "paper" and broker.balances == {"USD": Decimal("1")}

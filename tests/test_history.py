@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.history import HistoryRecorder
+from bot.history.recorder import HistoryRecorder
 from bot.multi_account_broker_manager import MultiAccountBrokerManager
 from bot.store import BalanceStore, DailyRow
 from tests.conftest import FAST_SETTINGS, broker_on, no_spacing

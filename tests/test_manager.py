@@ -9,7 +9,7 @@ from decimal import Decimal as D
 import ccxt
 import pytest
 
-from bot.account_state import Status
+from bot.core.state import Status
 from bot.broker_manager import BrokerType
 from tests.conftest import FAST_SETTINGS, broker_on, no_spacing
 from tests.fakes import FakeKraken, fake_class

@@ -1,4 +1,4 @@
-"""Prometheus metrics (bot.metrics): a manager on the fake Kraken, scraped through render_metrics,
+"""Prometheus metrics (bot.views.metrics): a manager on the fake Kraken, scraped through render_metrics,
 parsed with prometheus_client's parser and linted by ``promtool check metrics``."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import bot
-from bot.account_state import Status
+from bot.core.state import Status
 from bot.config import ConfigError
-from bot.metrics import error_class, metrics_for, render_metrics
+from bot.views.metrics import error_class, metrics_for, render_metrics
 from bot.multi_account_broker_manager import MultiAccountBrokerManager
 from tests.conftest import FAST_SETTINGS, broker_on, no_spacing
 from tests.fakes import FakeKraken

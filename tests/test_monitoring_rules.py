@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.account_state import AccountState, Status
+from bot.core.state import AccountState, Status
 from bot.alerts.model import AlertType, money
 from bot.alerts.rules import AlertEngine, PeakWindow
-from bot.alerts.settings import parse_alert_settings
+from bot.config.alerts import parse_alert_settings
 from bot.config import ConfigError
 from bot.store import Alert
 
@@ -278,8 +278,7 @@ def test_good_settings_and_overrides_are_parsed(config):
                             "alertmanager_url": "http://127.0.0.1:9093/"})
     config.user("alice", {"paper": {"paper": True, "balances": {"USD": 1}}}, alerts={"low_balance": None,
                                                                                       "stale_minutes": 30})
-    from bot.alerts.settings import alert_settings
-    parsed = alert_settings(config.load())
+    parsed = config.load().settings.alerts
     assert parsed.rules.low_balance == D("100.5") and parsed.rules.drop_factor == D("0.9")
     alice = parsed.rules_for("alice")
     assert (alice.low_balance, alice.drop_percent, alice.stale_minutes) == (None, D(10), 30.0)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from bot.pricing import PriceBook, to_decimal, value_holdings
+from bot.core.pricing import PriceBook, to_decimal, value_holdings
 
 TICKERS = {
     "BTC/USD": {"last": 50000.0},

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.metrics import render_metrics
+from bot.views.metrics import render_metrics
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "config" / "prometheus"
 PROMTOOL = shutil.which("promtool")

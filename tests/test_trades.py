@@ -1,5 +1,5 @@
 """The trade journal: record_trade's validation, the per-user store queries (SQLite and
-PostgreSQL, with the fixtures of store_fixtures.py) and the figures of bot.trades."""
+PostgreSQL, with the fixtures of store_fixtures.py) and the figures of bot.history.journal."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from bot.store import TradeIn
-from bot.trades import EMPTY, day_bounds, load_sample_trades, make_trade, trade_stats
+from bot.history.journal import EMPTY, day_bounds, load_sample_trades, make_trade, trade_stats
 
 D = Decimal
 UTC = dt.timezone.utc

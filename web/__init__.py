@@ -26,7 +26,7 @@ from typing import Mapping
 
 from flask import Flask, current_app, g, request, session
 
-from bot.web_settings import WebSettings, web_settings
+from bot.config.web import WebSettings
 from web import auth, problems
 from web.payloads import UsersPayload
 from web.problems import CSRF_FAILED, RATE_LIMITED, ApiProblem
@@ -47,7 +47,7 @@ class WebContext:
     """What the views share (``app.extensions["multibalance"]``). Everything here is either
     immutable or thread-safe by its own lock (see each class)."""
 
-    manager: object           # bot.multi_account_broker_manager.MultiAccountBrokerManager
+    manager: object           # bot.app.manager.MultiAccountBrokerManager
     web: WebSettings
     tokens: auth.TokenTable
     limiter: FixedWindowLimiter        # /api/*, per token (or client address)
@@ -72,8 +72,8 @@ def create_app(config=None, *, manager=None, config_dir=None, start_scheduler: b
     """Build the app (see the module docstring). ``environ`` (default ``os.environ``) supplies
     ``BALANCES_API_TOKENS`` and ``BALANCES_WEB_SECRET``. Raises bot.config.ConfigError for a bad
     configuration, web.auth.TokenConfigError for a malformed ``$BALANCES_API_TOKENS``."""
-    from bot.multi_account_broker_manager import MultiAccountBrokerManager
-    from bot.trades import load_sample_trades
+    from bot.app.manager import MultiAccountBrokerManager
+    from bot.history.journal import load_sample_trades
     from web import api, ops, pages  # they import this module's helpers
 
     environ = os.environ if environ is None else environ
@@ -83,7 +83,7 @@ def create_app(config=None, *, manager=None, config_dir=None, start_scheduler: b
     try:
         manager.open()
         config = manager.config
-        web = web_settings(config)
+        web = config.settings.web
         hashes = dict(web.tokens)
         hashes.update(auth.parse_env_tokens(environ.get(auth.TOKENS_ENV), {u.user_id for u in config.users}))
         secret = (web.secret_key or environ.get(SECRET_ENV) or "").encode() or secrets.token_bytes(32)

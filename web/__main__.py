@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 
-from bot.argparsing import OneLineParser, UsageError
+from bot.app.argparsing import OneLineParser, UsageError
 from bot.config import ConfigError, config_directory
 from web.auth import TokenConfigError, is_loopback
 

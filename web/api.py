@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, g, request
 
 from bot.config import MASTER_OWNER
-from bot.history_report import account_balance_records, period, user_balances_json
-from bot.report import iso_utc, money_number
+from bot.views.history_report import account_balance_records, period, user_balances_json
+from bot.views.report import iso_utc, money_number
 from bot.store import SOURCES
 from bot.store.records import EXACT
 from web import context

@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Mapping
 
-from bot.web_settings import ADMIN
+from bot.config.web import ADMIN
 
 TOKENS_ENV = "BALANCES_API_TOKENS"
 CSRF_HEADER = "X-CSRF-Token"

@@ -4,7 +4,7 @@
 200 ``{"status": "ok", ...}``, or 503 ``"degraded"`` when the store does not answer or a
 scheduler that was started is not running. ``/metrics`` needs an admin (a bearer token, a
 session, or a local caller when no token is configured) unless ``web.public_metrics`` is true; it renders
-`bot.metrics.render_metrics` (404 if that module is absent).
+`bot.views.metrics.render_metrics` (404 if that module is absent).
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def metrics():
         if not principal.is_admin:
             raise ApiProblem(403, "Metrics need an admin token.")
     try:
-        from bot.metrics import METRICS_CONTENT_TYPE, render_metrics
+        from bot.views.metrics import METRICS_CONTENT_TYPE, render_metrics
     except ImportError:
         raise ApiProblem(404, "Metrics are not available in this installation.") from None
     return Response(render_metrics(ctx.manager), mimetype=None, content_type=METRICS_CONTENT_TYPE)

@@ -19,13 +19,13 @@ import time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from bot.account_state import AccountState, sum_known
+from bot.core.state import AccountState, sum_known
 from bot.config import MASTER_OWNER
-from bot.report import iso_utc, money_number
+from bot.views.report import iso_utc, money_number
 from bot.store import Snapshot, Trade
 from bot.store.records import EXACT
-from bot.trades import EMPTY, trade_stats
-from bot.web_settings import ADMIN, WebSettings
+from bot.history.journal import EMPTY, trade_stats
+from bot.config.web import ADMIN, WebSettings
 
 PENDING = "pending"  # an account configured but not read yet in this process
 
@@ -66,7 +66,7 @@ def _owner_block(broker_names, states: dict[str, AccountState], owner: str, cur:
 def build_users_model(manager, web: WebSettings, stats: dict | None = None, now: float | None = None) -> dict:
     """The admin's ``/api/users`` body as a dict (users sorted by total, highest first; unknown
     totals last), with ``_totals`` (user_id -> Decimal total) for `scoped`. ``stats``: user_id ->
-    `bot.trades.TradeStats` (default: read from the store now)."""
+    `bot.history.journal.TradeStats` (default: read from the store now)."""
     now = time.time() if now is None else now
     config = manager.config
     settings = config.settings

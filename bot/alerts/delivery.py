@@ -26,7 +26,7 @@ from typing import Callable
 import requests
 
 from bot.alerts.model import AlertEvent, utc
-from bot.alerts.settings import AlertSettings, Webhook, redact_url
+from bot.config.alerts import AlertSettings, Webhook, redact_url
 from bot.store import AlertIn, BalanceStore
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ would repeat the account's alerts). A condition fires once, repeats at most once
 cooldown_minutes while it holds, and sends "resolved" when it clears; between "holds" and
 "clears" (the hysteresis band) nothing changes. A rule switched off resolves its open alerts.
 
-Not thread-safe: one thread owns an engine (see `bot.monitoring_system`).
+Not thread-safe: one thread owns an engine (see `bot.alerts.system`).
 """
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ from collections import deque
 from decimal import Decimal
 from typing import Iterable, Mapping, Sequence
 
-from bot.account_state import AccountState, Status
+from bot.core.state import AccountState, Status
 from bot.alerts.model import FIRING, LEVELS, RESOLVED, AlertEvent, AlertType, money
-from bot.alerts.settings import HUNDRED, AlertSettings, RuleSettings
+from bot.config.alerts import HUNDRED, AlertSettings, RuleSettings
 
 LOW, DROP, ERROR = AlertType.BALANCE_LOW, AlertType.BALANCE_DROP, AlertType.ACCOUNT_ERROR
 

@@ -64,9 +64,9 @@ def evaluation_rounds(engine, states, churn: bool, rounds: int = 20) -> list[flo
 
 
 def main(argv: list[str]) -> int:
-    from bot.account_state import Status
+    from bot.core.state import Status
     from bot.alerts.rules import AlertEngine
-    from bot.alerts.settings import parse_alert_settings
+    from bot.config.alerts import parse_alert_settings
     from bot.config import load_config
     from bot.monitoring_system import MonitoringSystem
     from bot.multi_account_broker_manager import MultiAccountBrokerManager

@@ -36,7 +36,7 @@ def measure(accounts: int, runs: int, assets: bool, generic: bool = False) -> di
     from prometheus_client import generate_latest
 
     from bot.config import load_config
-    from bot.metrics import metrics_for, render_metrics
+    from bot.views.metrics import metrics_for, render_metrics
     from bot.multi_account_broker_manager import MultiAccountBrokerManager
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -75,7 +75,7 @@ def write_config(root: Path, fake_url: str, users: int) -> None:
 
 def write_trades(root: Path, users: int, per_user: int = 3) -> None:
     from bot.store import BalanceStore
-    from bot.trades import make_trade
+    from bot.history.journal import make_trade
 
     now = dt.datetime.now(dt.timezone.utc)
     with BalanceStore(f"sqlite:///{root / 'bench.sqlite3'}") as store:

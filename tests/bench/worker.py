@@ -41,7 +41,7 @@ def bare_run(url: str, accounts: int) -> dict:
     import ccxt
 
     from bot.config import Settings
-    from bot.exchange_urls import point_exchange_at
+    from bot.exchanges.urls import point_exchange_at
     from tests.fakes.kraken import derive_secret
 
     workers = Settings().max_workers

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import ccxt
 import pytest
 
-from bot.exchange_urls import point_exchange_at
+from bot.exchanges.urls import point_exchange_at
 
 from .base import VIOLATION_NAMES, FakeExchange
 

@@ -54,7 +54,7 @@ from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 import bot
-from bot.account_state import AccountState, Status, sum_known
+from bot.core.state import AccountState, Status, sum_known
 from bot.config import MASTER_OWNER
 
 log = logging.getLogger(__name__)

@@ -25,23 +25,13 @@ import ccxt
 import requests
 from requests.adapters import HTTPAdapter
 
-from bot.exchange_urls import point_exchange_at
-from bot.pricing import PriceBook
-from bot.rate_limit import CallGate
-from bot.secrets import Credentials, ccxt_logger
+from bot.exchanges.quirks import DEFAULT_OPTIONS
+from bot.exchanges.urls import point_exchange_at
+from bot.core.pricing import PriceBook
+from bot.exchanges.gate import CallGate
+from bot.core.secrets import Credentials, ccxt_logger
 
 log = logging.getLogger(__name__)
-
-# ccxt options the product needs per exchange: spot markets only, no signed calls while loading
-# markets, and the balance endpoint we read (Coinbase: Advanced Trade v3 accounts).
-DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
-    "binance": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False},
-    "okx": {"fetchMarkets": {"types": ["spot"]}},
-    "coinbase": {"fetchBalance": "v3PrivateGetBrokerageAccounts", "fetchMarkets": "fetchMarketsV3",
-                 "fetchTickers": "fetchTickersV3", "fetchTicker": "fetchTickerV3",
-                 "fetchTime": "v3PublicGetBrokerageTime"},
-}
-
 
 def endpoint_key(exchange_id: str, api_url: str | None, sandbox: bool) -> tuple[str, str | None, bool]:
     return (exchange_id, api_url.rstrip("/") if api_url else None, bool(sandbox))

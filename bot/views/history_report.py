@@ -15,7 +15,7 @@ import calendar
 import datetime as dt
 from decimal import Decimal
 
-from bot.report import RULE, THIN, format_money
+from bot.views.report import RULE, THIN, format_money
 from bot.store import DailyClose
 
 ORIGIN = "multibalance"

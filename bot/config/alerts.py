@@ -20,7 +20,8 @@ settings.json ``alerts`` (every field optional)::
 
 A user file's ``alerts`` may override the rule fields (the first seven) for that user's accounts
 and total; ``null`` switches a rule off for that user. Everything is validated when the
-configuration is loaded (`check_alert_config`), with a `ConfigError` naming the file and field.
+configuration is loaded (`parse_alert_settings`, called by `bot.config.load_config`), with a
+`ConfigError` naming the file and field; ``config.settings.alerts`` is the result.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
 
-from bot.config import Config, ConfigError, _Fields
+from bot.config.fields import ConfigError, Fields
 
 RULE_FIELDS = ("low_balance", "drop_percent", "drop_window_minutes", "cooldown_minutes", "hysteresis_percent",
                "error_reads", "stale_minutes")
@@ -111,7 +112,7 @@ def redact_url(url: str) -> str:
 # --------------------------------------------------------------------------- parsing
 
 
-def _decimal(f: _Fields, name: str, above: bool, maximum: Decimal | None = None) -> Decimal | None:
+def _decimal(f: Fields, name: str, above: bool, maximum: Decimal | None = None) -> Decimal | None:
     """The field as a Decimal >= 0 (> 0 when ``above``), at most ``maximum``; None when null."""
     if f.data[name] is None:
         return None
@@ -123,7 +124,7 @@ def _decimal(f: _Fields, name: str, above: bool, maximum: Decimal | None = None)
     return value
 
 
-def _rules(f: _Fields, base: RuleSettings) -> RuleSettings:
+def _rules(f: Fields, base: RuleSettings) -> RuleSettings:
     """``base`` with the rule fields present in ``f`` (null: off for the optional rules)."""
     changes: dict[str, Any] = {}
     if "low_balance" in f.data:
@@ -151,20 +152,20 @@ def _rules(f: _Fields, base: RuleSettings) -> RuleSettings:
     return replace(base, **changes)
 
 
-def _url(f: _Fields, name: str) -> str | None:
+def _url(f: Fields, name: str) -> str | None:
     url = f.text(name)
     if url is not None and not url.startswith(("http://", "https://")):
         raise f.error(name, "must start with http:// or https://")
     return url
 
 
-def _webhooks(f: _Fields) -> tuple[Webhook, ...]:
+def _webhooks(f: Fields) -> tuple[Webhook, ...]:
     entries = f.get("webhooks", list, [])
     hooks = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise f.error(f"webhooks[{index}]", "must be an object with \"url\" and \"format\"")
-        hook = _Fields(f.path, entry, f"{f.prefix}webhooks[{index}].")
+        hook = Fields(f.path, entry, f"{f.prefix}webhooks[{index}].")
         hook.check_known({"url", "format"})
         url = _url(hook, "url")
         if url is None:
@@ -180,7 +181,14 @@ def parse_alert_settings(settings_alerts: Mapping[str, Any], user_alerts: Mappin
                          directory: Path) -> AlertSettings:
     """Validate and build the alert settings from the raw ``alerts`` objects of settings.json and
     of each user file (``user_alerts``: user id → raw overrides). Raises ConfigError."""
-    f = _Fields(directory / "settings.json", dict(settings_alerts), "alerts.")
+    try:
+        return _parse(settings_alerts, user_alerts, directory)
+    except (TypeError, ValueError) as exc:  # a shape Fields did not anticipate
+        raise ConfigError(f"{directory / 'settings.json'}: field 'alerts': {exc}") from None
+
+
+def _parse(settings_alerts, user_alerts, directory: Path) -> AlertSettings:
+    f = Fields(directory / "settings.json", dict(settings_alerts), "alerts.")
     f.check_known(set(RULE_FIELDS) | set(DELIVERY_FIELDS))
     rules = _rules(f, RuleSettings())
     retries = f.get("webhook_retries", int, 2)
@@ -190,7 +198,7 @@ def parse_alert_settings(settings_alerts: Mapping[str, Any], user_alerts: Mappin
     for user_id, raw in user_alerts.items():
         if not raw:
             continue
-        u = _Fields(directory / "users" / f"{user_id}.json", dict(raw), "alerts.")
+        u = Fields(directory / "users" / f"{user_id}.json", dict(raw), "alerts.")
         for name in raw:
             if name in DELIVERY_FIELDS:
                 raise u.error(name, "can only be set in settings.json")
@@ -205,18 +213,3 @@ def parse_alert_settings(settings_alerts: Mapping[str, Any], user_alerts: Mappin
         webhook_retry_backoff_seconds=f.number("webhook_retry_backoff_seconds", 1),
         alertmanager_url=(_url(f, "alertmanager_url") or "").rstrip("/") or None,
     )
-
-
-def alert_settings(config: Config) -> AlertSettings:
-    """The alert settings of a loaded configuration (every user's overrides, enabled or not)."""
-    return parse_alert_settings(config.settings.alerts, {u.user_id: u.alerts for u in config.users}, config.directory)
-
-
-def check_alert_config(config: Config) -> None:
-    """Called by `bot.config.load_config`: refuse a bad ``alerts`` setting like any bad field."""
-    try:
-        alert_settings(config)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as exc:  # a shape _Fields did not anticipate
-        raise ConfigError(f"{config.directory / 'settings.json'}: field 'alerts': {exc}") from None

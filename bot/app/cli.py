@@ -11,11 +11,11 @@ import json
 import logging
 import sys
 
-from bot.argparsing import OneLineParser, UsageError
+from bot.app.argparsing import OneLineParser, UsageError
 from bot.config import ConfigError, load_config
-from bot.history_report import account_balance_records, history_table, period, user_balances_json
-from bot.multi_account_broker_manager import MultiAccountBrokerManager
-from bot.report import build_report, render_table, report_json
+from bot.views.history_report import account_balance_records, history_table, period, user_balances_json
+from bot.app.manager import MultiAccountBrokerManager
+from bot.views.report import build_report, render_table, report_json
 
 EXIT_OK, EXIT_DEGRADED, EXIT_USAGE = 0, 1, 2
 

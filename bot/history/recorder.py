@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from bot.account_state import AccountState, Status
+from bot.core.state import AccountState, Status
 from bot.config import MASTER_OWNER
 from bot.store import AssetRow, BalanceStore, DailyRow, SnapshotIn
 

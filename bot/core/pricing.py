@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Callable, Mapping
 
-from bot.account_state import Holding
+from bot.core.state import Holding
 
 CROSS_CURRENCIES = ("EUR", "USDT", "USDC", "BTC")
 ONE = Decimal(1)

@@ -16,15 +16,17 @@ settings.json ``web`` (every field optional)::
     session_hours            lifetime of a browser session (12)
 
 The role ``admin`` sees every account; any other value must be a configured user id, who sees
-only their own accounts. `check_web_config` is called by `bot.config.load_config`.
+only their own accounts. `parse_web_settings` is called by `bot.config.load_config`;
+``config.settings.web`` is the result.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
-from bot.config import Config, ConfigError, _Fields
+from bot.config.fields import ConfigError, Fields
 
 ADMIN = "admin"
 WEB_FIELDS = {"tokens", "secret_key", "rate_limit_per_minute", "sample_trades", "recent_trades",
@@ -50,11 +52,17 @@ class WebSettings:
                 f"sample_trades={self.sample_trades})")
 
 
-def web_settings(config: Config) -> WebSettings:
-    """The validated ``web`` settings of a loaded configuration. Raises ConfigError."""
-    f = _Fields(config.directory / "settings.json", dict(config.settings.web), "web.")
+def parse_web_settings(raw: Mapping, path: Path, users: set[str]) -> WebSettings:
+    """The validated ``web`` object of settings.json at ``path``; token roles must be "admin" or
+    one of ``users``. Raises ConfigError."""
+    try:
+        return _parse(Fields(path, dict(raw), "web."), users)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: field 'web': {exc}") from None
+
+
+def _parse(f: Fields, users: set[str]) -> WebSettings:
     f.check_known(WEB_FIELDS)
-    users = {u.user_id for u in config.users}
     tokens = {}
     raw_tokens = f.obj("tokens")
     for digest, role in raw_tokens.data.items():
@@ -85,13 +93,3 @@ def web_settings(config: Config) -> WebSettings:
         secure_cookies=f.get("secure_cookies", bool, False),
         session_hours=f.number("session_hours", 12, above=True),
     )
-
-
-def check_web_config(config: Config) -> None:
-    """Called by `bot.config.load_config`: refuse a bad ``web`` setting like any bad field."""
-    try:
-        web_settings(config)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{config.directory / 'settings.json'}: field 'web': {exc}") from None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from bot.account_state import AccountState, Status, sum_known
+from bot.core.state import AccountState, Status, sum_known
 from bot.config import MASTER_OWNER, UserConfig
 
 RULE = "=" * 80

@@ -15,10 +15,10 @@ import time
 
 import ccxt
 
-from bot.account_state import AccountState, Status
+from bot.core.state import AccountState, Status
 from bot.config import AccountConfig, Settings
-from bot.pricing import value_holdings
-from bot.secrets import redact
+from bot.core.pricing import value_holdings
+from bot.core.secrets import redact
 
 log = logging.getLogger(__name__)
 

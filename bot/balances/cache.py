@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 
 from cachetools import TTLCache
 
-from bot.account_state import AccountState
+from bot.core.state import AccountState
 
 
 class BalanceCache:

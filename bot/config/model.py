@@ -1,0 +1,143 @@
+"""The configuration as immutable values: `Config` (settings, master, users) and its parts.
+
+Built only by `bot.config.load.load_config`; every section is parsed and validated once there.
+``Settings.alerts`` and ``Settings.web`` are the typed `AlertSettings` and `WebSettings`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Mapping
+
+from bot.config.alerts import AlertSettings
+from bot.config.web import WebSettings
+from bot.core.secrets import Credentials
+
+MASTER_OWNER = "master"
+RESERVED_USER_IDS = (MASTER_OWNER, "admin")
+PAPER_EXCHANGE = "paper"
+DEFAULT_CONFIG_DIR = "config"
+CONFIG_ENV_VAR = "BALANCES_CONFIG"
+
+# Last-resort valuation of stablecoins where an exchange has no market in the base currency.
+DEFAULT_PEGS = {"USDT": "USD", "USDC": "USD"}
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Spacing overrides for one exchange; ``None`` means: derive it from ccxt."""
+
+    min_interval_seconds: float | None = None
+    public_min_interval_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """``settings.metrics``: what ``/metrics`` exports (see ``bot.views.metrics``).
+
+    ``assets``: export the per-asset amount series. ``max_user_accounts``: per-account series
+    are exported for at most this many user accounts (whole users, in configuration order;
+    master accounts always); the rest are counted in ``multibalance_accounts_omitted``.
+    """
+
+    assets: bool = True
+    max_user_accounts: int = 1000
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_currency: str = "USD"
+    cache_ttl_seconds: float = 120.0
+    database_url: str | None = None
+    timezone: str = "UTC"
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
+    web: WebSettings = field(default_factory=WebSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    max_workers: int = 16
+    request_timeout_seconds: float = 10.0
+    retries: int = 2
+    retry_backoff_seconds: float = 0.5
+    first_read_timeout_seconds: float = 60.0
+    price_pegs: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PEGS))
+    snapshot_interval_minutes: float = 15.0
+    retention_days: float = 90.0
+
+    def min_interval(self, exchange: str) -> float | None:
+        """Configured private-call spacing for ``exchange``, else None (see `bot.exchanges.quirks`)."""
+        limit = self.rate_limits.get(exchange)
+        return None if limit is None else limit.min_interval_seconds
+
+    def public_min_interval(self, exchange: str) -> float | None:
+        limit = self.rate_limits.get(exchange)
+        return None if limit is None else limit.public_min_interval_seconds
+
+
+@dataclass(frozen=True, repr=False)
+class BrokerConfig:
+    """One account on one exchange (or a paper account)."""
+
+    name: str
+    exchange: str
+    credentials: Credentials | None = None
+    missing_credentials: str | None = None  # why credentials are absent (names env vars, never values)
+    api_url: str | None = None
+    sandbox: bool = False
+    enabled: bool = True
+    paper: bool = False
+    balances: Mapping[str, Decimal] = field(default_factory=dict)
+    prices: Mapping[str, Decimal] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"BrokerConfig(name={self.name!r}, exchange={self.exchange!r}, paper={self.paper})"
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """A broker entry together with its owner (``master`` or a user id)."""
+
+    owner: str
+    broker: BrokerConfig
+
+    @property
+    def account_id(self) -> str:
+        return f"{self.owner}:{self.broker.name}"
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    user_id: str
+    name: str
+    enabled: bool
+    brokers: tuple[BrokerConfig, ...]
+    alerts: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MasterConfig:
+    name: str
+    brokers: tuple[BrokerConfig, ...]
+
+
+@dataclass(frozen=True)
+class Config:
+    directory: Path
+    settings: Settings
+    master: MasterConfig | None
+    users: tuple[UserConfig, ...]
+
+    def enabled_users(self) -> tuple[UserConfig, ...]:
+        return tuple(u for u in self.users if u.enabled)
+
+    def accounts(self) -> tuple[AccountConfig, ...]:
+        """Every enabled account: the master's first, then each enabled user's, in file order."""
+        result = []
+        if self.master is not None:
+            result += [AccountConfig(MASTER_OWNER, b) for b in self.master.brokers if b.enabled]
+        for user in self.enabled_users():
+            result += [AccountConfig(user.user_id, b) for b in user.brokers if b.enabled]
+        return tuple(result)
+
+
