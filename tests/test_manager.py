@@ -53,8 +53,8 @@ def test_reads_values_and_shares_markets_per_endpoint(config, managers, kraken):
     public = [c.path for c in kraken.calls if c.kind == "public"]
     assert sorted(public) == ["/0/public/AssetPairs", "/0/public/Assets", "/0/public/Ticker"]
     assert len(kraken.private_calls()) == 6
-    endpoint, = manager._registry.endpoints()
-    assert endpoint.instances_created <= 1 + manager._settings.max_workers
+    endpoint, = manager.service._registry.endpoints()
+    assert endpoint.instances_created <= 1 + manager.settings.max_workers
     assert kraken.violations == {k: 0 for k in kraken.violations}
 
 
@@ -201,7 +201,7 @@ def test_connection_refused_marks_only_that_account(config, managers, kraken):
     assert states["bob"].status is Status.ERROR and states["bob"].value is None
     assert issubclass(getattr(ccxt, error_class(states["bob"])), ccxt.NetworkError)
     assert manager.get_user_balance("bob") is None
-    assert manager.get_user_balance_summary()[0]["user_id"] == "alice"
+    assert manager.get_user_balance_summary()["users"][0]["user_id"] == "alice"
 
 
 def test_not_configured_account_does_not_hide_the_others(config, managers, kraken):
@@ -256,7 +256,7 @@ def test_expired_entry_is_served_at_once_while_one_read_refreshes_it(config, man
     kraken.timeout_delay = 1.5                        # the refresh will hang, then time out
     kraken.inject("timeout", api_key=creds["api_key"], count=10)
     assert manager.get_user_balance("alice") == D(10)  # answered from the last state ...
-    assert "alice:kraken" in manager._cache._inflight   # ... while its read is still in flight
+    assert "alice:kraken" in manager.service._cache._inflight   # ... while its read is still in flight
     assert manager.get_user_balance("alice") == D(10)
     state, = manager.refresh(force=False)              # joins the read in flight, no second one
     assert state.status is Status.STALE and state.value == D(10) and state.error.startswith("RequestTimeout")

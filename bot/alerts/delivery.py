@@ -26,6 +26,7 @@ from typing import Callable
 import requests
 
 from bot.alerts.model import AlertEvent, utc
+from bot.core.queues import next_batch
 from bot.config.alerts import AlertSettings, Webhook, redact_url
 from bot.store import AlertIn, BalanceStore
 
@@ -97,12 +98,7 @@ class Sink:
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < 500:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = next_batch(self._queue, limit=500)
             events = [item for item in batch if isinstance(item, AlertEvent)]
             if events and not self._abort.is_set():
                 try:

@@ -1,13 +1,13 @@
-"""Balance alerts: BALANCE_LOW, BALANCE_DROP and ACCOUNT_ERROR over the manager's reads, delivered
-to the log, the store's alert log, subscribers, webhooks and Prometheus Alertmanager.
+"""Balance alerts: BALANCE_LOW, BALANCE_DROP and ACCOUNT_ERROR over the reads of a `StateView`,
+delivered to the log, the store's alert log, subscribers, webhooks and Prometheus Alertmanager.
 
-``get_monitoring_system(manager=None)`` returns the `MonitoringSystem` attached to ``manager``
-(default: the module-level ``multi_account_broker_manager``), attaching one on first call: one
-per manager. Attaching reads the ``alerts`` settings, reopens the alerts the store's log says are
-still firing, loads the drop windows from the history snapshots (one query), registers a
-listener with the manager and starts the threads. Closing the manager stops it (`stop`).
+``get_monitoring_system(source)`` returns the `MonitoringSystem` attached to ``source`` (a
+StateView, usually the manager), attaching one on first call: one per source. Attaching reads the
+``alerts`` settings, reopens the alerts the store's log says are still firing, loads the drop
+windows from the history snapshots (one query), subscribes to the view and starts the threads.
+Closing the manager stops it (`stop`).
 
-Data flow: the manager's fetch workers call the listener after every read; it only enqueues
+Data flow: the fetch workers call the listener after every read; it only enqueues
 (state, time). One worker thread ("alert-monitor") owns the rules (`bot.alerts.rules`),
 evaluates each read in order, logs each notification and hands it to every sink
 (`bot.alerts.delivery`): each sink delivers on its own thread, so no receiver delays a read,
@@ -33,8 +33,10 @@ from bot.core.state import AccountState, Status
 from bot.alerts.delivery import AlertmanagerSink, CallbackSink, Sink, StoreSink, WebhookSink, to_record
 from bot.alerts.model import FIRING, AlertEvent, AlertLevel, AlertType, utc
 from bot.alerts.rules import AlertEngine
+from bot.core.queues import next_batch
 from bot.config.alerts import AlertSettings
-from bot.store import Alert
+from bot.balances.view import StateView
+from bot.store import Alert, BalanceStore
 
 __all__ = ["AlertEvent", "AlertLevel", "AlertType", "MonitoringSystem", "get_monitoring_system"]
 
@@ -58,27 +60,31 @@ class _Flush:
 
 
 class MonitoringSystem:
-    """Alert rules fed by one manager's reads, and their delivery (see the module docstring).
+    """Alert rules fed by the reads of a `StateView`, and their delivery (see the module docstring).
 
-    ``clock`` (epoch seconds, default ``time.time``) times cooldowns, drop windows and
-    timestamps; tests pass a controllable one.
+    ``source`` is the StateView (usually the manager facade: then its history store is used and
+    closing it stops the system); ``store`` overrides that store. ``clock`` (epoch seconds,
+    default ``time.time``) times cooldowns, drop windows and timestamps; tests pass a controllable one.
     """
 
-    def __init__(self, manager, clock: Callable[[], float] = time.time, settings: AlertSettings | None = None):
+    def __init__(self, source, clock: Callable[[], float] = time.time, settings: AlertSettings | None = None,
+                 store: BalanceStore | None = None):
         with _attach_lock:
-            if _attached(manager) is not None:
+            if _attached(source) is not None:
                 raise RuntimeError("this manager already has a monitoring system (use get_monitoring_system)")
-            self._attach(manager, clock, settings)
+            self._attach(source, clock, settings, store)
 
-    def _attach(self, manager, clock, settings) -> None:
-        manager.open()
-        config = manager.config
-        self._manager = manager
+    def _attach(self, source, clock, settings, store) -> None:
+        if hasattr(source, "open"):
+            source.open()  # the manager facade: read the configuration, open the store now
+        view: StateView = source
+        config = view.config
+        self._source = source
         self._clock = clock
         self._settings = settings or config.settings.alerts
-        history = manager.history
-        self._store = history.store if history is not None else None
-        not_configured = {s.account_id for s in manager.current_states() if s.status is Status.NOT_CONFIGURED}
+        history = getattr(source, "history", None)
+        self._store = store if store is not None else (history.store if history is not None else None)
+        not_configured = {s.account_id for s in view.current_states() if s.status is Status.NOT_CONFIGURED}
         owners: dict[str, list[str]] = {}
         for account in config.accounts():
             if account.account_id not in not_configured:
@@ -108,9 +114,10 @@ class MonitoringSystem:
         self._thread = threading.Thread(target=self._run, name="alert-monitor", daemon=True)
         self._thread.start()
         with _registry_lock:
-            _systems[manager] = self
-        manager.add_listener(self._on_state)
-        manager.on_close(self.stop)
+            _systems[source] = self
+        self._unsubscribe = view.subscribe(self._on_state)
+        if hasattr(source, "on_close"):
+            source.on_close(self.stop)
 
     def _load_state(self, owners) -> None:
         """Reopen the alerts still firing in the log; fill the drop windows from the snapshots."""
@@ -140,14 +147,9 @@ class MonitoringSystem:
         """Evaluate queued reads in batches: after each batch, wait up to `PACE_SECONDS` for more
         to arrive (a flush or stop cuts that short), so that a refresh's reads trickling in one
         by one do not each cost a thread wake-up."""
-        engine, get, get_nowait, pace = self._engine, self._queue.get, self._queue.get_nowait, self._pace
+        engine, pace = self._engine, self._pace
         while True:
-            batch = [get()]
-            while True:
-                try:
-                    batch.append(get_nowait())
-                except queue.Empty:
-                    break
+            batch = next_batch(self._queue)
             for item in batch:
                 if item is _STOP:
                     return
@@ -238,12 +240,13 @@ class MonitoringSystem:
                 return
             self._stopped = True
         deadline = time.monotonic() + timeout
+        self._unsubscribe()
         self._queue.put(_STOP)
         self._pace.set()
         self._thread.join(max(0.0, deadline - time.monotonic()))
         for sink in self._sinks:
             sink.stop(deadline)
-        _unregister(self._manager, self)
+        _unregister(self._source, self)
 
 
 # --------------------------------------------------------------------------- one per manager
@@ -265,14 +268,13 @@ def _unregister(manager, system: MonitoringSystem) -> None:
             del _systems[manager]
 
 
-def get_monitoring_system(manager=None, clock: Callable[[], float] | None = None) -> MonitoringSystem:
-    """The monitoring system attached to ``manager`` (default: the module-level manager),
-    attached on first call. ``clock`` is used only when attaching. Raises ConfigError for a bad
-    configuration."""
-    if manager is None:
-        from bot.app.manager import multi_account_broker_manager as manager
-    system = _attached(manager)
+def get_monitoring_system(source, clock: Callable[[], float] | None = None) -> MonitoringSystem:
+    """The monitoring system attached to ``source`` (a StateView, usually the manager), attached
+    on first call. ``clock`` is used only when attaching. Raises ConfigError for a bad
+    configuration. (`bot.monitoring_system.get_monitoring_system` defaults ``source`` to the
+    module-level manager.)"""
+    system = _attached(source)
     if system is not None:
         return system
     with _attach_lock:
-        return _attached(manager) or MonitoringSystem(manager, clock=clock or time.time)
+        return _attached(source) or MonitoringSystem(source, clock=clock or time.time)

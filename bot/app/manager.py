@@ -1,50 +1,62 @@
-"""The manager: every account's balance, fresh within the TTL, for the bot, the views and the API.
+"""The manager facade: the bot's API over one configuration, wiring the balance service, the
+history, the scheduler and the trade journal.
 
 ``MultiAccountBrokerManager(config=None, config_dir=None)`` does no I/O when built; the
-configuration is read on first use. Reads run on a bounded pool of fetch workers; a caller
-waits only for an account that was never read (or for an explicit ``refresh``): an account
-whose cached state expired is served from its last state while one background read refreshes
-it. All public methods are thread-safe.
+configuration is read on first use. Reads are the `BalanceService`'s (`bot.balances.service`):
+a caller waits only for an account that was never read (or for an explicit ``refresh``). The
+manager is a `StateView` too (it delegates to the service), so views can be handed either.
+All public methods are thread-safe.
 
 The module-level ``multi_account_broker_manager`` is such a manager on the default
 configuration directory (``$BALANCES_CONFIG`` or ``./config``); importing this module does no I/O.
+
+Locks: ``_setup_lock`` guards the one-time set-up, ``_trade_listeners``, ``_closers`` and
+``_scheduler``; ``_ready`` is written once under it (read without it: a bool).
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
-from dataclasses import replace
 from decimal import Decimal
 from typing import Callable
 
-from bot.exchanges.reader import blank_state, read_account
-from bot.core.state import AccountState, Status, sum_known
-from bot.balances.cache import BalanceCache
-from bot.core.brokers import BrokerType, broker_key
-from bot.exchanges.clients import ExchangeRegistry, build_client
-from bot.config import MASTER_OWNER, AccountConfig, Config, ConfigError, load_config
+from bot.balances.service import BalanceService
+from bot.balances.view import StateListener
+from bot.config import MASTER_OWNER, Config, ConfigError, Settings, load_config
+from bot.core.brokers import BrokerType
+from bot.core.sources import FORCED, ON_DEMAND, SCHEDULED
+from bot.core.state import AccountState
 from bot.history.recorder import HistoryRecorder
 from bot.app.scheduler import BalanceScheduler
 from bot.store import BalanceStore, TradeIn, default_database_url
 
 log = logging.getLogger(__name__)
+report_log = logging.getLogger("bot.balances")
 
-StateListener = Callable[[AccountState, "AccountState | None", str], None]
-
-# Why a read happened (the snapshot sources of the history store).
-ON_DEMAND, FORCED, SCHEDULED = "account_sync", "manual_sync", "scheduled_sync"
+# Written to only when the application configured no logging at all (see log_all_balances).
+_fallback_handler = logging.StreamHandler()
+_fallback_handler.setFormatter(logging.Formatter("%(message)s"))
 
 
 def open_store(config: Config) -> BalanceStore:
-    """The history store of ``config``; an unusable ``database_url`` is a configuration error."""
+    """The history store of ``config``; an unusable ``database_url`` is a configuration error
+    that names the reason (e.g. connection refused)."""
     url = config.settings.database_url or default_database_url(config.directory)
     try:
         return BalanceStore(url)
     except Exception as exc:
         raise ConfigError(f"{config.directory / 'settings.json'}: field 'database_url': "
-                          f"cannot open the database ({type(exc).__name__})") from None
+                          f"cannot open the database: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause's first line (the driver's own words), without the class path noise."""
+    while exc.__cause__ is not None or getattr(exc, "orig", None) is not None:
+        exc = getattr(exc, "orig", None) or exc.__cause__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class MultiAccountBrokerManager:
@@ -57,50 +69,34 @@ class MultiAccountBrokerManager:
         self._config = config
         self._config_dir = config_dir
         self._want_history = history
-        self._setup_lock = threading.RLock()  # guards the one-time set-up, `_listeners`, `_trade_listeners`, `_closers`, `_scheduler`
+        self._setup_lock = threading.RLock()
         self._ready = False
-        self._listeners: list[StateListener] = []
         self._trade_listeners: list[Callable[[int, TradeIn], None]] = []
         self._closers: list[Callable[[], None]] = []
-        self._history = None
-        self._scheduler = None
+        self._service: BalanceService | None = None
+        self._history: HistoryRecorder | None = None
+        self._scheduler: BalanceScheduler | None = None
 
     # ------------------------------------------------------------------ set-up
 
-    def _ensure_ready(self) -> None:
+    def _ensure_ready(self) -> BalanceService:
         if self._ready:
-            return
+            return self._service
         with self._setup_lock:
-            if self._ready:
-                return
-            config = self._config or load_config(self._config_dir)
-            settings = config.settings
-            self._config = config
-            self._settings = settings
-            self._registry = ExchangeRegistry(settings)
-            self._accounts: dict[str, AccountConfig] = {a.account_id: a for a in config.accounts()}
-            self._cache = BalanceCache(settings.cache_ttl_seconds, maxsize=max(16, 2 * len(self._accounts)),
-                                       timer=self._clock)
-            self._clients = {}
-            for account_id, account in self._accounts.items():
-                client = build_client(account, self._registry, settings.base_currency)
-                if client is None:
-                    self._cache.pin(blank_state(account, Status.NOT_CONFIGURED, account.broker.missing_credentials))
-                else:
-                    self._clients[account_id] = client
-            self._readable = set(self._clients)
-            self._by_owner: dict[str, tuple[str, ...]] = {}
-            self._by_owner_broker: dict[tuple[str, str], tuple[str, ...]] = {}
-            for account in self._accounts.values():
-                owner = account.owner
-                self._by_owner[owner] = self._by_owner.get(owner, ()) + (account.account_id,)
-                for name in {account.broker.name.lower(), account.broker.exchange}:
-                    key = (owner, name)
-                    self._by_owner_broker[key] = self._by_owner_broker.get(key, ()) + (account.account_id,)
-            self._executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="balance-fetch")
-            if self._want_history:
-                self._history = HistoryRecorder(self, open_store(config), settings).start()
-            self._ready = True
+            if not self._ready:
+                config = self._config or load_config(self._config_dir)
+                service = BalanceService(config, clock=self._clock)
+                try:
+                    if self._want_history:
+                        store = open_store(config)
+                        self._history = HistoryRecorder(service, store, config.settings,
+                                                        refresh=self._scheduled_refresh).start()
+                except BaseException:
+                    service.close()
+                    raise
+                self._config, self._service = config, service
+                self._ready = True
+        return self._service
 
     def open(self) -> MultiAccountBrokerManager:
         """Set up now (read the configuration, open the history store) instead of on first use.
@@ -113,11 +109,23 @@ class MultiAccountBrokerManager:
         self._ensure_ready()
         return self._config
 
-    def add_listener(self, listener: StateListener) -> None:
+    @property
+    def settings(self) -> Settings:
+        return self.config.settings
+
+    @property
+    def service(self) -> BalanceService:
+        """The balance service (the `StateView` of this process's reads)."""
+        return self._ensure_ready()
+
+    def subscribe(self, listener: StateListener) -> Callable[[], None]:
         """Call ``listener(new_state, previous_state, source)`` on a fetch worker after every read
-        (``source``: account_sync, manual_sync or scheduled_sync). Listeners must be quick."""
-        with self._setup_lock:
-            self._listeners.append(listener)
+        (``source``: see `bot.core.sources`); returns the function that unsubscribes."""
+        return self._ensure_ready().subscribe(listener)
+
+    def add_listener(self, listener: StateListener) -> None:
+        """`subscribe` without the handle (kept for callers of the earlier API)."""
+        self.subscribe(listener)
 
     def add_trade_listener(self, listener: Callable[[int, TradeIn], None]) -> None:
         """Call ``listener(trade_id, trade)`` after `record_trade` stored a trade (on the caller's thread)."""
@@ -141,7 +149,8 @@ class MultiAccountBrokerManager:
         self._ensure_ready()
         with self._setup_lock:
             if self._scheduler is None:
-                self._scheduler = BalanceScheduler(self, self._history)
+                self._scheduler = BalanceScheduler(self._config.settings, refresh=self._scheduled_refresh,
+                                                   log_balances=self.log_all_balances, recorder=self._history)
                 self._scheduler.start()
             return self._scheduler
 
@@ -153,14 +162,15 @@ class MultiAccountBrokerManager:
 
     def close(self) -> None:
         """Stop the scheduler and the fetch workers (reads in progress finish), write the
-        history still queued, and close connections."""
-        if not self._ready:
-            return
-        if self._scheduler is not None:
-            self._scheduler.shutdown()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        history still queued, and close connections. Idempotent."""
         with self._setup_lock:
+            if not self._ready:
+                return
+            scheduler, self._scheduler = self._scheduler, None
             closers, self._closers = self._closers, []
+        if scheduler is not None:
+            scheduler.shutdown()
+        self._service.close()
         for closer in closers:
             try:
                 closer()
@@ -169,82 +179,31 @@ class MultiAccountBrokerManager:
         if self._history is not None:
             self._history.stop()
             self._history.store.close()
-        self._registry.close()
 
-    # ------------------------------------------------------------------ reading
+    # ------------------------------------------------------------------ reading (StateView + the bot's reads)
 
-    def _read_one(self, account_id: str, future: Future, source: str) -> None:
-        account = self._accounts[account_id]
-        previous = self._cache.latest(account_id)
-        started = time.perf_counter()
-        try:
-            state = read_account(account, self._clients[account_id], previous, self._settings)
-        except BaseException as exc:  # read_account does not raise; keep the flight honest anyway
-            state = (previous or blank_state(account)).failed(type(exc).__name__)
-        state = replace(state, read_seconds=time.perf_counter() - started)
-        self._cache.complete(state)
-        future.set_result(state)
-        for listener in list(self._listeners):
-            try:
-                listener(state, previous, source)
-            except Exception:
-                log.exception("balance listener failed for %s", account_id)
-
-    def _states(self, account_ids: tuple[str, ...], force: bool = False, wait_all: bool = False,
-                source: str = ON_DEMAND) -> list[AccountState]:
-        """States of ``account_ids``; starts the reads they need; waits for never-read accounts
-        (or for every read when ``wait_all``)."""
-        if not force:
-            states = self._cache.fresh(account_ids)
-            if states is not None:
-                return states
-        started, waits = self._cache.claim(account_ids, self._readable, force)
-        for account_id, future in started:
-            self._executor.submit(self._read_one, account_id, future, source)
-        timeout = self._settings.first_read_timeout_seconds
-        result = []
-        for account_id in account_ids:
-            state = self._cache.latest(account_id)
-            future = waits.get(account_id)
-            if future is not None and (state is None or wait_all):
-                try:
-                    state = future.result(timeout=timeout)
-                except FutureTimeout:
-                    state = state or blank_state(self._accounts[account_id], Status.ERROR,
-                                                 f"Pending: first read not finished within {timeout:g} s")
-            result.append(state)
-        return result
+    def _scheduled_refresh(self) -> list[AccountState]:
+        return self.refresh(force=True, source=SCHEDULED)
 
     def refresh(self, force: bool = True, source: str | None = None, owner: str | None = None) -> list[AccountState]:
         """Read every account (``force``) or every account that is not fresh, and wait for it.
         ``source`` labels the reads for history (default manual_sync when forced, else account_sync).
         ``owner`` ("master" or a user id) limits the reads to that owner's accounts (KeyError if
         it has none)."""
-        self._ensure_ready()
-        source = source or (FORCED if force else ON_DEMAND)
-        if owner is None:
-            ids = tuple(self._accounts)
-        elif owner in self._by_owner:
-            ids = self._by_owner[owner]
-        else:
-            raise KeyError(f"unknown owner {owner!r}")
-        return self._states(ids, force=force, wait_all=True, source=source)
+        return self._ensure_ready().refresh(force=force, source=source or (FORCED if force else ON_DEMAND), owner=owner)
 
     def current_states(self) -> list[AccountState]:
         """The last state of every account, without starting any read (for history and views)."""
-        self._ensure_ready()
-        states = self._cache.states()
-        return [states[i] for i in self._accounts if i in states]
+        return self._ensure_ready().current_states()
 
     def cache_stats(self) -> tuple[int, int]:
         """(hits, misses) of the cache's fresh lookups so far (for metrics); no I/O."""
-        self._ensure_ready()
-        return self._cache.stats()
+        return self._ensure_ready().cache_stats()
 
     def account_states(self) -> list[AccountState]:
-        """Every enabled account's state, master first, in configuration order."""
-        self._ensure_ready()
-        return self._states(tuple(self._accounts))
+        """Every enabled account's state, master first, in configuration order (starts the
+        reads that are due; waits only for accounts never read)."""
+        return self._ensure_ready().account_states()
 
     # ------------------------------------------------------------------ the bot's API
 
@@ -252,17 +211,7 @@ class MultiAccountBrokerManager:
         """The user's total in the base currency, or one broker's value (by broker name or
         exchange id; several accounts on one exchange are summed). None when unknown.
         Raises KeyError for an unknown user or a broker the user does not have."""
-        self._ensure_ready()
-        if broker_type is None:
-            ids = self._by_owner.get(user_id)
-        else:
-            ids = self._by_owner_broker.get((user_id, broker_key(broker_type)))
-        if ids is None:
-            if user_id not in self._by_owner:
-                raise KeyError(f"unknown user {user_id!r}")
-            raise KeyError(f"user {user_id!r} has no broker {broker_key(broker_type)!r}")
-        states = self._states(ids)  # the cache's fresh states, or reads started for the rest
-        return sum_known(states)
+        return self._ensure_ready().balance(user_id, broker_type)
 
     def get_all_balances(self) -> dict:
         """``{"master": {broker: value}, "users": {user_id: {broker: value}}}``; values Decimal or None."""
@@ -274,21 +223,13 @@ class MultiAccountBrokerManager:
                 result["users"].setdefault(state.owner, {})[state.broker] = state.value
         return result
 
-    def get_user_balance_summary(self) -> list[dict]:
-        """One entry per enabled user, highest total first (unknown totals last)."""
-        states = self.account_states()
-        summary = []
-        for user in self._config.enabled_users():
-            own = [s for s in states if s.owner == user.user_id]
-            summary.append({
-                "user_id": user.user_id,
-                "name": user.name,
-                "total": sum_known(own),
-                "brokers": {s.broker: s.value for s in own},
-                "status": {s.broker: s.status.value for s in own},
-            })
-        summary.sort(key=lambda u: (u["total"] is None, -(u["total"] or 0), u["user_id"]))
-        return summary
+    def get_user_balance_summary(self) -> dict:
+        """The guide's summary: ``user_count``, ``total_capital`` (sum of the known user totals),
+        ``average_balance`` (over the users whose total is known), ``users`` highest total first
+        (unknown totals last), each ``{user_id, total, brokers}``. Decimals; None where unknown."""
+        self.account_states()  # start the reads that are due, wait for never-read accounts
+        from bot.views.model import build_read_model, user_balance_summary
+        return user_balance_summary(build_read_model(self))
 
     def record_trade(self, user_id: str, broker: str, symbol: str, side: str, amount, price, pnl=None, fee=None,
                      timestamp=None) -> int:
@@ -316,21 +257,21 @@ class MultiAccountBrokerManager:
         return trade_id
 
     def get_status_report(self) -> str:
-        """The terminal report (see ``bot.views.report``) from the current states."""
+        """The terminal report (see `bot.views.report`) of the accounts' states (reads that are
+        due are started first; never-read accounts are waited for)."""
         from bot.views.report import build_report, render_table
+        self.account_states()
         return render_table(build_report(self))
 
     def log_all_balances(self) -> None:
-        """Log one line per account and the totals (INFO; stale/error accounts as WARNING)."""
-        from bot.views.report import build_report, format_money
-        report = build_report(self)
-        base = report.base_currency
-        for state in report.states:
-            level = logging.INFO if state.status in (Status.OK, Status.NOT_CONFIGURED) else logging.WARNING
-            log.log(level, "balance %s %s %s%s", state.account_id, state.status.value, format_money(state.value, base),
-                    f" ({state.error})" if state.error else "")
-        log.info("balances: master %s, %d users, user capital %s", format_money(report.master_total, base),
-                 report.user_count, format_money(report.total_user_capital, base))
+        """Log the formatted report (`get_status_report`) as one multi-line INFO record of the
+        ``bot.balances`` logger; when the application configured no logging at all, it is
+        written to stderr anyway, as the guide promises ("logs to console")."""
+        text = "\n" + self.get_status_report()
+        if report_log.hasHandlers():
+            report_log.info(text)
+        else:
+            _fallback_handler.handle(report_log.makeRecord(report_log.name, logging.INFO, __file__, 0, text, (), None))
 
 
 multi_account_broker_manager = MultiAccountBrokerManager()

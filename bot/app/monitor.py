@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
 def attach_monitoring(manager):
     """The manager's monitoring system (alerts), or None when ``bot.alerts.system`` is absent."""
     try:
-        from bot.alerts.system import get_monitoring_system
+        from bot.monitoring_system import get_monitoring_system
     except ModuleNotFoundError as exc:
         if exc.name != "bot.alerts.system":
             raise

@@ -1,4 +1,7 @@
-"""The manager's background jobs (APScheduler ``BackgroundScheduler``), started explicitly.
+"""The background jobs (APScheduler ``BackgroundScheduler``), started explicitly.
+
+The scheduler is handed callables, not the manager: ``refresh()`` (a forced round),
+``log_balances()`` and the history ``recorder`` (midnight close, pruning) when history is on.
 
 Jobs: refresh every account every ``cache_ttl_seconds`` (scheduled_sync), ``log_all_balances``
 hourly, the daily close at midnight in ``settings.timezone``, and retention pruning once a day.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -20,10 +24,10 @@ JOB_DEFAULTS = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 300}
 
 
 class BalanceScheduler:
-    def __init__(self, manager, recorder=None):
-        self._manager = manager
+    def __init__(self, settings, refresh: Callable[[], object], log_balances: Callable[[], None], recorder=None):
+        self._refresh = refresh
+        self._log_balances = log_balances
         self._recorder = recorder
-        settings = manager.config.settings
         self._settings = settings
         self._scheduler = BackgroundScheduler(timezone=settings.timezone, job_defaults=JOB_DEFAULTS)
 
@@ -39,7 +43,7 @@ class BalanceScheduler:
         s, add = self._settings, self._scheduler.add_job
         add(self._refresh, IntervalTrigger(seconds=s.cache_ttl_seconds), id="refresh",
             next_run_time=dt.datetime.now(dt.timezone.utc))
-        add(self._manager.log_all_balances, IntervalTrigger(hours=1), id="log_balances")
+        add(self._log_balances, IntervalTrigger(hours=1), id="log_balances")
         if self._recorder is not None:
             add(self._close_yesterday, CronTrigger(hour=0, minute=0, timezone=s.timezone), id="daily_close")
             add(self._recorder.prune, CronTrigger(hour=0, minute=30, timezone=s.timezone), id="prune",
@@ -49,9 +53,6 @@ class BalanceScheduler:
     def shutdown(self) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
-
-    def _refresh(self) -> None:
-        self._manager.refresh(force=True, source="scheduled_sync")
 
     def _close_yesterday(self) -> None:
         day = self._recorder.today() - dt.timedelta(days=1)

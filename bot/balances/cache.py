@@ -82,6 +82,16 @@ class BalanceCache:
             self._fresh[state.account_id] = state
             self._inflight.pop(state.account_id, None)
 
+    def abandon_inflight(self, failed_state) -> int:
+        """End every read still in flight with ``failed_state(account_id)`` (its latest state is
+        kept); for a shut-down pool whose queued reads will never run. Returns how many."""
+        with self._lock:
+            inflight, self._inflight = self._inflight, {}
+        for account_id, future in inflight.items():
+            if not future.done():
+                future.set_result(failed_state(account_id))
+        return len(inflight)
+
     def stats(self) -> tuple[int, int]:
         """(hits, misses) of `fresh` since the cache was made."""
         with self._lock:

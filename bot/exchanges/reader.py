@@ -19,10 +19,12 @@ from bot.core.state import AccountState, Status
 from bot.config import AccountConfig, Settings
 from bot.core.pricing import value_holdings
 from bot.core.secrets import redact
+from bot.exchanges.clients import MalformedResponse
 
 log = logging.getLogger(__name__)
 
 RETRYABLE = (ccxt.NetworkError,)
+EXPECTED = (ccxt.BaseError, MalformedResponse)  # what an exchange's answer can cause: no traceback
 _QUERY = re.compile(r"\?\S*")
 MAX_ERROR_LENGTH = 300
 
@@ -58,6 +60,8 @@ def read_account(account: AccountConfig, client, previous: AccountState | None, 
             continue
         except Exception as exc:  # the account boundary: nothing escapes to other accounts
             error = describe_error(exc, client.secret_values())
+            if not isinstance(exc, EXPECTED):  # a bug, ours or ccxt's: keep the traceback
+                log.error("%s: unexpected error in a read: %s", account.account_id, error, exc_info=True)
             break
         return AccountState(account_id=account.account_id, owner=account.owner, broker=account.broker.name,
                             exchange=account.broker.exchange, status=Status.OK, value=total,

@@ -1,12 +1,13 @@
 """History: snapshots of account values and the daily close per user, fed by the manager's reads.
 
-`HistoryRecorder` listens to the manager. Successful reads are queued and written by one
+`HistoryRecorder(view, store, settings, refresh=...)` subscribes to a `StateView`. Successful reads are queued and written by one
 writer thread, so a fetch worker never waits for the database; each batch goes to the store in
 one transaction. A snapshot is written when the value changed or when the account's last one is
 older than ``snapshot_interval_minutes``; failed reads never write one (a stale value is never
 written as if fresh). After each batch the provisional daily close of today (in
 ``settings.timezone``) is rewritten for the users concerned, from the manager's current states:
-a stale account carries its last good holdings, marked ``stale``.
+a stale account carries its last good holdings, marked ``stale``. ``refresh()`` (given by the
+application) makes the last forced read before a day is closed.
 
 `close_day(day)` finalises a day (idempotent); `finalize_missed_days()` finalises, as
 ``carried``, every provisional day before today that a stopped process never closed.
@@ -24,13 +25,17 @@ from decimal import Decimal
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from bot.core.state import AccountState, Status
+from typing import Callable
+
+from bot.balances.view import StateView
 from bot.config import MASTER_OWNER
+from bot.core.queues import next_batch
+from bot.core.sources import INITIAL
+from bot.core.state import AccountState, Status
 from bot.store import AssetRow, BalanceStore, DailyRow, SnapshotIn
 
 log = logging.getLogger(__name__)
 
-INITIAL = "initial_connection"
 DEFAULT_RETENTION_DAYS = 90
 _STOP = object()
 
@@ -40,8 +45,13 @@ def utc_from_timestamp(timestamp: float) -> dt.datetime:
 
 
 class HistoryRecorder:
-    def __init__(self, manager, store: BalanceStore, settings, now=lambda: dt.datetime.now(dt.timezone.utc)):
-        self._manager = manager
+    def __init__(self, view: StateView, store: BalanceStore, settings, now=lambda: dt.datetime.now(dt.timezone.utc),
+                 refresh: Callable[[], object] | None = None):
+        """``refresh()`` reads every account before `close_day` finalises (None: close from the
+        states as they are)."""
+        self._view = view
+        self._refresh = refresh
+        self._unsubscribe: Callable[[], None] | None = None
         self._store = store
         self._base = settings.base_currency
         self._zone = ZoneInfo(settings.timezone)
@@ -65,7 +75,7 @@ class HistoryRecorder:
         self.finalize_missed_days()
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
         self._thread.start()
-        self._manager.add_listener(self._on_state)
+        self._unsubscribe = self._view.subscribe(self._on_state)
         return self
 
     def flush(self) -> None:
@@ -73,7 +83,10 @@ class HistoryRecorder:
         self._queue.join()
 
     def stop(self) -> None:
-        """Write what is queued, then stop the writer thread."""
+        """Stop listening, write what is queued, then stop the writer thread."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join()
@@ -89,13 +102,7 @@ class HistoryRecorder:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            batch = [item]
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = next_batch(self._queue)
             stop = any(entry is _STOP for entry in batch)
             reads = [entry for entry in batch if entry is not _STOP]
             try:
@@ -155,7 +162,7 @@ class HistoryRecorder:
             return
         day = day or self.today()
         by_owner: dict[str, list[AccountState]] = {}
-        for state in self._manager.current_states():
+        for state in self._view.current_states():
             by_owner.setdefault(state.owner, []).append(state)
         for user in sorted(users):
             states = by_owner.get(user, [])
@@ -165,9 +172,10 @@ class HistoryRecorder:
     def close_day(self, day: dt.date) -> int:
         """Finalise ``day`` for every enabled user after one last forced read (the midnight job).
         Idempotent: a final day is never changed. Returns how many days were finalised."""
-        self._manager.refresh(force=True, source="scheduled_sync")
+        if self._refresh is not None:
+            self._refresh()
         self.flush()
-        users = [u.user_id for u in self._manager.config.enabled_users()]
+        users = [u.user_id for u in self._view.config.enabled_users()]
         self.write_provisional(users, day=day)
         return sum(self._store.finalize_day(user, day) for user in users)
 
