@@ -70,3 +70,11 @@ def broker_on(fake, creds: dict, **extra) -> dict:
 
 def no_spacing(*exchanges: str) -> dict:
     return {ex: {"min_interval_seconds": 0, "public_min_interval_seconds": 0} for ex in exchanges}
+
+
+@pytest.fixture
+def kraken(request):
+    """A loopback fake Kraken for one test (``KRAKEN_LATENCY`` in the test module sets its latency)."""
+    from tests.fakes import FakeKraken
+    with FakeKraken(latency=getattr(request.module, "KRAKEN_LATENCY", 0.0)) as fake:
+        yield fake

@@ -5,14 +5,9 @@ from decimal import Decimal
 
 from bot.core.state import AccountState, Status
 from bot.balances.cache import BalanceCache
+from tests.clock import Clock
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def state(account_id, value="1", status=Status.OK):

@@ -31,11 +31,7 @@ def example(tmp_path) -> str:
 
 
 def reference_report() -> str:
-    product = (ROOT.parent / "shared" / "PRODUCT.md")
-    if product.exists():
-        text = product.read_text()
-        start = text.index("=" * 80)
-        return text[start:text.index("```", start)].rstrip("\n")
+    """The reference report of the product brief, as kept in tests/data."""
     return (ROOT / "tests" / "data" / "reference_report.txt").read_text().rstrip("\n")
 
 
@@ -48,10 +44,12 @@ def test_example_config_prints_the_reference_report(example):
 
 
 def test_reference_copy_matches_product_brief():
-    copy = (ROOT / "tests" / "data" / "reference_report.txt").read_text().rstrip("\n")
     product = ROOT.parent / "shared" / "PRODUCT.md"
-    if product.exists():
-        assert copy == reference_report()
+    if not product.exists():
+        pytest.skip("the product brief is not beside this checkout: nothing to compare the copy with")
+    text = product.read_text()
+    start = text.index("=" * 80)
+    assert reference_report() == text[start:text.index("```", start)].rstrip("\n")
 
 
 def test_json_on_example_config(example):

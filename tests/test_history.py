@@ -20,10 +20,6 @@ from tests.fakes import FakeKraken
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def kraken():
-    with FakeKraken() as fake:
-        yield fake
 
 
 def kraken_config(config, kraken, users=("alice",), **settings):

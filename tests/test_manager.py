@@ -13,25 +13,13 @@ from bot.core.state import Status
 from bot.broker_manager import BrokerType
 from tests.conftest import FAST_SETTINGS, broker_on, no_spacing
 from tests.fakes import FakeKraken, fake_class
+from tests.clock import Clock
 
 EXCHANGES = ["kraken", "binance", "okx", "coinbase"]
 
 
-def available(name):
-    try:
-        fake_class(name)
-        return True
-    except (ImportError, LookupError):
-        return False
 
-
-exchange_params = [pytest.param(n, marks=pytest.mark.skipif(not available(n), reason=f"no fake {n}")) for n in EXCHANGES]
-
-
-@pytest.fixture
-def kraken():
-    with FakeKraken(latency=0.01) as fake:
-        yield fake
+KRAKEN_LATENCY = 0.01  # the `kraken` fixture's per-request latency in this module
 
 
 def manager_for(config, managers, environ=None):
@@ -156,7 +144,7 @@ def assert_reported_as(state, expected):
         assert any(issubclass(getattr(ccxt, name), getattr(ccxt, e)) for e in options), state.error
 
 
-@pytest.mark.parametrize("exchange", exchange_params)
+@pytest.mark.parametrize("exchange", EXCHANGES)
 @pytest.mark.parametrize("fault", list(FAULT_EXPECTATIONS))
 def test_fault_matrix(config, managers, exchange, fault):
     expected, retried = EXCHANGE_EXCEPTIONS.get((exchange, fault), FAULT_EXPECTATIONS[fault])
@@ -235,12 +223,6 @@ def test_errors_and_logs_carry_no_secrets(config, managers, kraken, caplog):
         assert creds["api_key"] not in text and creds["api_secret"] not in text
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def test_expired_entry_is_served_at_once_while_one_read_refreshes_it(config, managers, kraken):

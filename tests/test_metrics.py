@@ -18,6 +18,7 @@ from bot.views.metrics import error_class, metrics_for, render_metrics
 from bot.multi_account_broker_manager import MultiAccountBrokerManager
 from tests.conftest import FAST_SETTINGS, broker_on, no_spacing
 from tests.fakes import FakeKraken
+from tests.clock import Clock
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian package 'prometheus')")
@@ -25,12 +26,6 @@ ALICE = {"owner": "alice", "broker": "kraken", "exchange": "kraken"}
 BOB = {"owner": "bob", "broker": "kraken", "exchange": "kraken"}
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 class Scrape:
@@ -58,10 +53,6 @@ def promtool_check(body: bytes) -> subprocess.CompletedProcess:
     return subprocess.run([PROMTOOL, "check", "metrics"], input=body, capture_output=True, timeout=30)
 
 
-@pytest.fixture
-def kraken():
-    with FakeKraken() as fake:
-        yield fake
 
 
 def kraken_config(config, kraken, **settings):
@@ -328,7 +319,7 @@ def test_error_class(error, label):
 
 
 def test_alerts_fired_from_the_monitoring_system(config, managers):
-    monitoring_system = pytest.importorskip("bot.monitoring_system")
+    from bot import monitoring_system
     config.settings(alerts={"low_balance": 50})
     config.user("u1", {"kraken": paper("10")})
     manager = config.manager()

@@ -17,10 +17,6 @@ from tests.monitor_process import ROOT, MonitorProcess, value_of
 ALICE = {"owner": "alice", "broker": "kraken", "exchange": "kraken"}
 
 
-@pytest.fixture
-def kraken():
-    with FakeKraken() as fake:
-        yield fake
 
 
 def quick_config(config, kraken, **settings):

@@ -12,8 +12,6 @@ from tests.fakes import FakeKraken
 from tests.monitor_process import MonitorProcess, value_of
 from tests.webhook_receiver import WebhookReceiver
 
-pytest.importorskip("bot.monitoring_system")
-
 ALICE = {"owner": "alice", "broker": "kraken", "exchange": "kraken"}
 
 

@@ -21,25 +21,11 @@ from bot.multi_account_broker_manager import MultiAccountBrokerManager
 from tests.conftest import FAST_SETTINGS, broker_on, no_spacing
 from tests.fakes import FakeKraken
 from tests.webhook_receiver import WebhookReceiver, refused_url
+from tests.clock import Clock
 
 
-class Clock:
-    """A settable wall clock (epoch seconds), starting at the real time."""
-
-    def __init__(self):
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, minutes: float) -> None:
-        self.now += minutes * 60
 
 
-@pytest.fixture
-def kraken():
-    with FakeKraken() as fake:
-        yield fake
 
 
 def setup(config, kraken, alerts, users=("alice",), usd="1000", user_alerts=None, **settings):
@@ -98,13 +84,13 @@ def test_end_to_end_drop_then_low_then_resolved_to_a_webhook(config, managers, k
 
 def test_cooldown_with_an_injected_clock_and_subscribers(config, managers, kraken):
     creds = setup(config, kraken, {"low_balance": 500, "cooldown_minutes": 30})
-    clock = Clock()
+    clock = Clock.wall()
     manager, monitoring = attach(config, managers, clock)
     seen = []
     unsubscribe = monitoring.subscribe(seen.append)
     kraken.set_balance(creds["alice"]["api_key"], "USD", "100")
     for minutes in (0, 10, 19.9, 10.1, 5):                        # reads at 0, 10, 29.9, 40, 45 min
-        clock.advance(minutes)
+        clock.advance(minutes=minutes)
         manager.refresh()
     monitoring.flush()
     assert [(e.type, e.state, e.repeat) for e in seen] == [(AlertType.BALANCE_LOW, "firing", False),
@@ -123,7 +109,7 @@ def test_alert_state_and_drop_window_survive_a_restart(config, managers, kraken,
     """On SQLite and PostgreSQL: open alerts come back from the alert log, drop highs from the snapshots."""
     creds = setup(config, kraken, {"low_balance": 500, "drop_percent": 20, "cooldown_minutes": 60},
                   users=("alice", "bob"), database_url=database_url)
-    clock = Clock()
+    clock = Clock.wall()
     first, monitoring = attach(config, managers, clock)
     kraken.set_balance(creds["alice"]["api_key"], "USD", "100")   # alice LOW (and a 1000 high never seen)
     first.refresh()                                               # bob 1000: a snapshot for his window
@@ -132,7 +118,7 @@ def test_alert_state_and_drop_window_survive_a_restart(config, managers, kraken,
     first.close()                                                 # stops the monitoring system too
     assert monitoring.stopped
 
-    clock.advance(20)
+    clock.advance(minutes=20)
     second, restarted = attach(config, managers, clock)
     assert restarted.open_alerts() == {("BALANCE_LOW", "alice", "kraken")}  # from the alert log
     kraken.set_balance(creds["bob"]["api_key"], "USD", "750")     # -25 % from the 1000 in the history
@@ -140,7 +126,7 @@ def test_alert_state_and_drop_window_survive_a_restart(config, managers, kraken,
     restarted.flush()
     log = [(a.type, a.state, a.user_id) for a in restarted.get_recent_alerts(10)]
     assert log == [("BALANCE_DROP", "firing", "bob"), ("BALANCE_LOW", "firing", "alice")]  # no LOW repeat yet
-    clock.advance(41)                 # 61 min after alice's LOW fired: a repeat; bob's 1000 left the window
+    clock.advance(minutes=41)                 # 61 min after alice's LOW fired: a repeat; bob's 1000 left the window
     second.refresh()
     kraken.set_balance(creds["alice"]["api_key"], "USD", "600")
     second.refresh()
