@@ -2,10 +2,14 @@
 
     python -m tests.fakes EXCHANGE [--port 0] [--latency S] [--min-interval S]
                                    [--public-min-interval S] [--auto-accounts] [--timeout-delay S]
+                                   [--enforce-limits] [--time-scale N] [--tier TIER]
+                                   [--fractional-retry-after] [--no-ip-log]
 
 Prints exactly one line ``READY http://127.0.0.1:PORT`` to stdout (flushed) once serving, then
 serves until SIGTERM/SIGINT. Counters are read over HTTP: ``GET /__fake__/stats``,
-``POST /__fake__/reset``.
+``POST /__fake__/reset``, ``GET /__fake__/limits``, ``POST /__fake__/reset-limits``; faults are
+injected with ``POST /__fake__/inject?fault=F[&api_key=K][&count=N][&public=1]``.
+``--enforce-limits``/``--time-scale``/``--tier`` (Kraken only): see tests/fakes/base.py.
 """
 from __future__ import annotations
 
@@ -26,12 +30,23 @@ def main(argv=None) -> int:
     parser.add_argument("--public-min-interval", type=float, default=0.0)
     parser.add_argument("--auto-accounts", action="store_true")
     parser.add_argument("--timeout-delay", type=float, default=None)
+    parser.add_argument("--enforce-limits", action="store_true")
+    parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--tier", default=None, help="Kraken: starter | intermediate | pro")
+    parser.add_argument("--fractional-retry-after", action="store_true")
+    parser.add_argument("--no-ip-log", action="store_true")
     args = parser.parse_args(argv)
 
+    if args.tier and args.exchange.lower() != "kraken":
+        parser.error("--tier is for kraken only")
     cls = fake_class(args.exchange)
+    extra = {"tier": args.tier} if args.tier else {}
     fake = cls(latency=args.latency, min_interval=args.min_interval,
                public_min_interval=args.public_min_interval, auto_accounts=args.auto_accounts,
-               port=args.port)
+               port=args.port, enforce_limits=args.enforce_limits, time_scale=args.time_scale,
+               **extra)
+    fake.fractional_retry_after = args.fractional_retry_after
+    fake.keep_ip_log = not args.no_ip_log
     if args.timeout_delay is not None:
         fake.timeout_delay = args.timeout_delay
     done = threading.Event()

@@ -66,9 +66,44 @@ Private request pipeline (base, in this order)
 5. under the lock: -1 in flight, append the CallRecord; then the response is written in one send.
 Public requests: public_spacing check (counted, not rejected), handler, latency, CallRecord.
 Unknown paths: 404 from ``error_response("not_found")``, nothing recorded.
+
+Exchange rate limits (``limits.py`` = contract and budget primitives, ``limit_book.py`` = state
+and API, ``exchange_limits.py`` = each exchange's rules and error bodies)
+------------------------------------------------------------------------------------------------
+Constructor arguments (also attributes, changeable at run time):
+  ``enforce_limits=False``  True: refuse what the real exchange refuses, keyed by the client's
+                            address (``Request.client_ip`` = ``client_address[0]``; bind clients
+                            to 127.0.0.2, 127.0.0.3 ... for separate budgets) or by API key:
+                            Binance 6,000 weight per clock minute per address (429 + Retry-After,
+                            then 418 bans of 2 min doubling to 3 days for a client that does not
+                            wait); Kraken 1 public call/s per address and the per-key call counter
+                            by tier (``FakeKraken(tier="starter"|"intermediate"|"pro")``, or per
+                            account); OKX balance 10/2 s per key, tickers/instruments 20/2 s per
+                            address; Coinbase 30/s per key, 10/s per address. Off: nothing is
+                            refused (Binance still counts weight and sends X-MBX-USED-WEIGHT-1M).
+  ``time_scale=1.0``        N: exchange time runs N times faster (a Binance minute is 60/N real
+                            seconds; decay, windows, Retry-After and bans likewise). Headers and
+                            bodies give REAL seconds/instants, i.e. what the client must wait.
+  ``clock=None``            the limits' seconds source (default ``time.time``); pass
+                            ``limits.ManualClock()`` to move time by hand in tests.
+Attributes: ``limit_rules`` (the tables), ``fractional_retry_after``, ``keep_ip_log``.
+Reading: ``limit_stats()`` (``GET /__fake__/limits``), ``throttled`` (429s sent), ``banned``
+(418s), ``rejected`` (other refusals), ``refused`` (all), ``requests_during_retry_after``,
+``ip_log(ip)``, ``retry_afters(ip)``; ``reset_limits(defaults=False)``
+(``POST /__fake__/reset-limits``); ``reset_counters()`` also zeroes the limit counters and logs.
+Pipeline: the address gate runs after routing and before step 1 (a refused request touches no
+key bookkeeping and is not in ``calls``); per-key limits run in step 3 after ``check_request`` and
+the spacing rule (the call is in ``calls``, like a spacing breach). ``/__fake__/*`` is never
+limited.
+
+Transport faults (``transport.py``): ``inject("trickle"|"hang"|"huge_body", api_key)`` (private)
+or ``inject_public(fault, count)`` (public; any fault of FAULTS): ``trickle_interval`` (0.1 s per
+body byte), ``huge_body_size`` (20 MiB); outcomes in ``transport_events``. Faults can also be
+injected over HTTP: ``POST /__fake__/inject?fault=F[&api_key=K][&count=N][&public=1]``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -78,6 +113,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, NamedTuple, Optional
 from urllib.parse import parse_qs, parse_qsl
 
+from .limit_book import LimitBook, LimitsMixin
+from .transport import TRANSPORT_FAULTS, write_transport
+
 __all__ = [
     "CallRecord", "Account", "Request", "Response", "FakeExchange", "FAULTS", "ERROR_KINDS",
     "VIOLATION_NAMES", "fmt_decimal", "to_decimal",
@@ -85,7 +123,9 @@ __all__ = [
 
 #: faults accepted by ``inject``
 FAULTS = ("timeout", "http_500", "http_502", "http_429", "malformed_json", "invalid_key",
-          "invalid_nonce")
+          "invalid_nonce") + TRANSPORT_FAULTS
+#: faults that let the request through its checks and handler (they change how it is answered)
+PASS_THROUGH_FAULTS = ("timeout",) + TRANSPORT_FAULTS
 #: kinds passed to ``error_response``: the injectable faults (minus timeout) plus the rule breaches
 ERROR_KINDS = ("http_500", "http_502", "http_429", "malformed_json", "invalid_key",
                "invalid_nonce", "signature", "unknown_key", "rate_limit", "not_found")
@@ -123,16 +163,25 @@ class Response:
     body: bytes
     content_type: str = "application/json"
     headers: Optional[dict] = None
+    #: None: one send. "trickle" | "hang" | "huge_body": written by ``transport.write_transport``
+    transport: Optional[str] = None
 
 
 class Request:
     """A received request. ``target`` is the raw request-target (path + '?' + query as sent),
     ``path`` the part before '?', ``raw_query`` the part after it (undecoded), ``query`` a dict of
-    first values, ``headers`` an ``email.message.Message`` (case-insensitive ``get``)."""
+    first values, ``headers`` an ``email.message.Message`` (case-insensitive ``get``),
+    ``client_ip`` the client's address; ``refused_by`` / ``armed`` / ``limit_note`` are the
+    limits' notes (see limit_book.py)."""
     __slots__ = ("method", "target", "path", "raw_query", "query", "headers", "body", "_form",
-                 "_json")
+                 "_json", "client_ip", "refused_by", "armed", "limit_note")
 
-    def __init__(self, method: str, target: str, headers, body: bytes):
+    def __init__(self, method: str, target: str, headers, body: bytes,
+                 client_ip: str = "127.0.0.1"):
+        self.client_ip = client_ip
+        self.refused_by = None
+        self.armed = False
+        self.limit_note = None
         self.method = method
         self.target = target
         path, sep, raw_query = target.partition("?")
@@ -200,8 +249,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
-        req = Request(self.command, self.path, self.headers, body)
+        req = Request(self.command, self.path, self.headers, body, self.client_address[0])
         resp = self.server.fake._dispatch(req)
+        if resp.transport is not None:
+            return write_transport(self, self.server.fake, req, resp)
         head = ("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
                 % (resp.status, self.responses.get(resp.status, ("",))[0], resp.content_type,
                    len(resp.body)))
@@ -215,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
 
-class FakeExchange:
+class FakeExchange(LimitsMixin):
     """Base class of every fake; see the module docstring for the subclass interface."""
 
     name = "base"
@@ -224,10 +275,15 @@ class FakeExchange:
     default_prices: dict = {}
     auto_balances: dict = {"USD": "100", "BTC": "0.01"}
     nonce_strict = True
+    #: faults a subclass accepts on top of FAULTS
+    extra_faults: tuple = ()
+    #: the ``exchange_limits.Rules`` subclass of the exchange (None: no limits)
+    limit_rules_class = None
 
     def __init__(self, latency: float = 0.0, min_interval: float = 0.0,
                  public_min_interval: float = 0.0, auto_accounts: bool = False,
-                 host: str = "127.0.0.1", port: int = 0):
+                 host: str = "127.0.0.1", port: int = 0, enforce_limits: bool = False,
+                 time_scale: float = 1.0, clock: Optional[Callable[[], float]] = None):
         self.latency = float(latency)
         self.min_interval = float(min_interval)
         self.public_min_interval = float(public_min_interval)
@@ -249,6 +305,13 @@ class FakeExchange:
         self._last_public_arrival: Optional[float] = None
         self._faults_by_key: dict[str, list] = {}
         self._faults_any: list = []
+        self._faults_public: list = []
+        self.trickle_interval = 0.1
+        self.huge_body_size = 20 * 1024 * 1024
+        self._transport_events: list = []
+        self.enforce_limits = bool(enforce_limits)
+        self.limits = LimitBook(time_scale, clock)
+        self.limit_rules = self.new_limit_rules()
         self._stopping = threading.Event()
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
@@ -353,10 +416,23 @@ class FakeExchange:
             queue = self._faults_any if api_key is None else self._faults_by_key.setdefault(api_key, [])
             queue.extend([fault] * int(count))
 
+    def inject_public(self, fault: str, count: int = 1) -> None:
+        """Make the next ``count`` public calls fail with ``fault`` (FAULTS or ``extra_faults``)."""
+        if fault not in FAULTS + tuple(self.extra_faults):
+            raise ValueError(f"unknown fault {fault!r}")
+        with self.lock:
+            self._faults_public.extend([fault] * int(count))
+
     def clear_faults(self) -> None:
         with self.lock:
             self._faults_any.clear()
             self._faults_by_key.clear()
+            self._faults_public.clear()
+
+    @property
+    def transport_events(self) -> list:
+        with self.lock:
+            return list(self._transport_events)
 
     def _pop_fault_locked(self, api_key) -> Optional[str]:
         queue = self._faults_by_key.get(api_key) if api_key is not None else None
@@ -394,12 +470,15 @@ class FakeExchange:
                     "public_calls": self._n_public}
 
     def reset_counters(self) -> None:
-        """Zero the violations and forget call records (nonces and balances are kept)."""
+        """Zero the violations and forget call records, transport events and the limits' counters
+        and logs (nonces, balances, limit budgets and bans are kept: see ``reset_limits``)."""
         with self.lock:
             self._violations = dict.fromkeys(VIOLATION_NAMES, 0)
             self._calls = []
             self._n_private = 0
             self._n_public = 0
+            self._transport_events = []
+            self.limits.reset_counters()
 
     # ------------------------------------------------------------------ subclass hooks
     def new_credentials(self) -> tuple:
@@ -464,6 +543,9 @@ class FakeExchange:
         if routed is None:
             return self.error_response("not_found", req)
         kind, handler = routed
+        return self.limits.dispatch(self, req, kind, handler)
+
+    def _routed(self, req: Request, kind: str, handler: Callable) -> Response:
         if kind == "public":
             return self._public(req, handler)
         return self._private(req, handler)
@@ -473,6 +555,22 @@ class FakeExchange:
             return self.json_response(self.stats())
         if req.path == "/__fake__/reset" and req.method == "POST":
             self.reset_counters()
+            return self.json_response({"ok": True})
+        if req.path == "/__fake__/limits" and req.method == "GET":
+            return self.json_response(self.limit_stats())
+        if req.path == "/__fake__/reset-limits" and req.method == "POST":
+            self.reset_limits()
+            return self.json_response({"ok": True})
+        if req.path == "/__fake__/inject" and req.method == "POST":
+            q = req.query
+            try:
+                if q.get("public") in ("1", "true"):
+                    self.inject_public(q.get("fault", ""), int(q.get("count", 1)))
+                else:
+                    self.inject(q.get("fault", ""), q.get("api_key") or None,
+                                int(q.get("count", 1)))
+            except ValueError as exc:
+                return self.json_response({"error": str(exc)}, 400)
             return self.json_response({"ok": True})
         return Response(404, b'{"error":"not found"}')
 
@@ -485,8 +583,15 @@ class FakeExchange:
             if (self.public_min_interval > 0 and last is not None
                     and start - last < self.public_min_interval):
                 self._violations["public_spacing"] += 1
-            resp = handler(req)
+            fault = self._faults_public.pop(0) if self._faults_public else None
+            resp = handler(req) if fault is None or fault in PASS_THROUGH_FAULTS else None
+        if resp is None:
+            resp = self.error_response(fault, req)
         self._wait(self.latency)
+        if fault == "timeout":
+            self._wait(self.timeout_delay)
+        elif fault in TRANSPORT_FAULTS:
+            resp = dataclasses.replace(resp, transport=fault)
         with self.lock:
             self._calls.append(CallRecord("public", req.path, None, start, time.monotonic()))
         return resp
@@ -515,7 +620,7 @@ class FakeExchange:
                 with self.lock:
                     self._violations["signature"] += 1
                 resp = self.error_response("unknown_key", req)
-            elif fault is not None and fault != "timeout":
+            elif fault is not None and fault not in PASS_THROUGH_FAULTS:
                 resp = self.error_response(fault, req)
             else:
                 sig_ok = self.verify_signature(req, acct)  # immutable creds: no lock needed
@@ -530,6 +635,8 @@ class FakeExchange:
                         acct.in_flight -= 1
                     released = True
                 self._wait(self.timeout_delay)
+            elif fault in TRANSPORT_FAULTS:
+                resp = dataclasses.replace(resp, transport=fault)
         finally:
             with self.lock:
                 if not released:
@@ -555,6 +662,10 @@ class FakeExchange:
             return extra
         if not spaced_ok:
             return self.error_response("rate_limit", req)
+        if self.enforce_limits:
+            refused = self.limit_rules.key_gate_locked(self, req, acct, self.limits.clock())
+            if refused is not None:
+                return refused
         return handler(req, acct)
 
 

@@ -3,6 +3,7 @@
 Endpoints (everything else -> HTTP 404, counted nowhere):
   public   GET /api/v3/exchangeInfo   (``symbol=`` / ``symbols=["..",..]`` filters)
            GET /api/v3/ticker/24hr    (all, ``symbol=`` -> one object, ``symbols=[..]`` -> list)
+           GET /api/v3/ticker/price   (all, ``symbol=`` -> one object, ``symbols=[..]`` -> list)
            GET /api/v3/ping, /api/v3/time
   private  GET /api/v3/account        (``omitZeroBalances=true`` honoured)
 
@@ -32,6 +33,10 @@ the fake's URL is not api.binance.com, so only ccxt's top-level ``exceptions`` a
   recvWindow > 60000         400 -1131 "recvWindow must be less than 60000."       BadRequest
   spacing breach / http_429  429 -1003 "Too many requests; ..."                    DDoSProtection
   http_418 (extra fault)     418 -1003 "Way too many requests; IP banned ..."      DDoSProtection
+                                 (with ``time_scale`` N: Retry-After 120/N s, ban end likewise)
+
+Rate limits (``enforce_limits``; REQUEST_WEIGHT per address, weights, X-MBX-USED-WEIGHT-1M on
+every response even when not enforced, 429 then 418 bans): see ``exchange_limits.BinanceRules``.
   http_500 / http_502        500 / 502 gateway HTML page                           ExchangeNotAvailable
   malformed_json             200, truncated JSON         ccxt raises NOTHING: it returns an empty
                                                          balance whose ``info`` is the raw text
@@ -48,6 +53,7 @@ import time
 from decimal import Decimal
 
 from .base import Account, FakeExchange, Request, Response, fmt_decimal
+from .exchange_limits import BinanceRules
 
 __all__ = ["FakeBinance", "derive_secret", "CCXT_OPTIONS", "EXTRA_FAULTS"]
 
@@ -106,6 +112,7 @@ class FakeBinance(FakeExchange):
     public_routes = {
         "/api/v3/exchangeInfo": "public_exchange_info",
         "/api/v3/ticker/24hr": "public_ticker_24hr",
+        "/api/v3/ticker/price": "public_ticker_price",
         "/api/v3/ping": "public_ping",
         "/api/v3/time": "public_time",
     }
@@ -120,6 +127,8 @@ class FakeBinance(FakeExchange):
     }
     auto_balances = {"USDT": "100", "BTC": "0.01"}
     nonce_strict = False  # timestamps: only a timestamp lower than the previous one is a breach
+    extra_faults = EXTRA_FAULTS
+    limit_rules_class = BinanceRules
 
     # ------------------------------------------------------------------ faults
     def inject(self, fault: str, api_key=None, count: int = 1) -> None:
@@ -226,10 +235,11 @@ class FakeBinance(FakeExchange):
                                  "requests per minute. Please use the websocket for live updates "
                                  "to avoid polling the API.", 429, {"Retry-After": "1"})
         if kind == "http_418":
-            until = int(time.time() * 1000) + 120000
+            ban = 120.0 / self.time_scale
+            until = int((time.time() + ban) * 1000)
             return _error(-1003, f"Way too many requests; IP(127.0.0.1) banned until {until}. "
                                  "Please use the websocket for live updates to avoid bans.", 418,
-                          {"Retry-After": "120"})
+                          {"Retry-After": self.limits.retry_after(ban)})
         if kind == "malformed_json":
             return Response(200, b'{"makerCommission":10,"takerCommission":10,"balances":'
                                  b'[{"asset":"BTC","free":"0.5', "application/json")
@@ -333,6 +343,14 @@ class FakeBinance(FakeExchange):
         if "symbol" in req.query:
             return self.json_response(tickers[0])
         return self.json_response(tickers)
+
+    def public_ticker_price(self, req: Request) -> Response:
+        chosen = self._symbols(req)
+        if chosen is None:
+            return _error(-1121, "Invalid symbol.")
+        prices = [{"symbol": market_id, "price": _d8(self.prices[symbol])}
+                  for market_id, symbol in chosen]
+        return self.json_response(prices[0] if "symbol" in req.query else prices)
 
     # ------------------------------------------------------------------ private handlers
     def private_account(self, req: Request, account: Account) -> Response:

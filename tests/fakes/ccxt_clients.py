@@ -113,12 +113,17 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
 
 def reset_fake(fake: FakeExchange) -> FakeExchange:
     """Back to a started fake's defaults between tests: no latency, spacing or faults, default
-    timeout hold, counters and call records zeroed (accounts, balances and prices are kept)."""
+    timeout hold, limits off with their state forgotten (real clock, time scale 1, default
+    tables and tier), counters and call records zeroed (accounts, balances and prices are
+    kept)."""
     fake.latency = 0.0
     fake.min_interval = 0.0
     fake.public_min_interval = 0.0
     fake.timeout_delay = 3.0
+    fake.trickle_interval = 0.1
+    fake.huge_body_size = 20 * 1024 * 1024
     fake.clear_faults()
+    fake.reset_limits(defaults=True)
     fake.reset_counters()
     return fake
 

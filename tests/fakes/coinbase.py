@@ -76,6 +76,7 @@ from typing import Optional
 from urllib.parse import parse_qs
 
 from .base import Account, FakeExchange, Request, Response
+from .exchange_limits import CoinbaseRules
 
 try:  # the cdp scheme needs `cryptography` (ccxt itself depends on it for ES256)
     from cryptography.exceptions import InvalidSignature
@@ -255,6 +256,8 @@ class FakeCoinbase(FakeExchange):
     auto_balances = {"USD": "100", "BTC": "0.01"}
     nonce_strict = False  # timestamps: only a LOWER one than the key's previous is a violation
     default_scheme = "cdp"
+    #: ``enforce_limits``: private 30/s per key, public 10/s per address (exchange_limits)
+    limit_rules_class = CoinbaseRules
 
     def __init__(self, *args, page_size: int = 250, **kwargs):
         super().__init__(*args, **kwargs)

@@ -19,6 +19,12 @@ Error mapping (what ccxt 4.5.x raises, see its ``kraken.exceptions``):
   injected malformed_json -> HTTP 200, truncated JSON body   -> NOTHING: ccxt.kraken returns an
       empty balance whose ``info`` is the raw text (its handle_errors only inspects parsed JSON)
   unknown path -> HTTP 404 ``EGeneral:Unknown method``
+
+Rate limits (``enforce_limits``): public 1 call/s per address -> ``EGeneral:Too many requests``;
+private call counter per key by tier -> ``EAPI:Rate limit exceeded`` (both HTTP 200, as Kraken
+answers API errors); see ``exchange_limits.KrakenRules``. The tier is ``FakeKraken(tier=...)``
+/ the ``tier`` attribute (default "starter"), or per account: ``add_account(balances,
+tier="pro")``, ``set_tier(api_key, tier)`` (None: back to the fake's tier).
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from decimal import Decimal
 from email.utils import formatdate
 
 from .base import Account, FakeExchange, Request, Response, fmt_decimal
+from .exchange_limits import KRAKEN_TIERS, KrakenRules
 
 __all__ = ["FakeKraken", "derive_secret", "CCXT_OPTIONS", "ASSETS"]
 
@@ -125,6 +132,45 @@ class FakeKraken(FakeExchange):
     }
     auto_balances = {"USD": "100", "BTC": "0.01"}
     nonce_strict = True
+    limit_rules_class = KrakenRules
+    default_tier = "starter"
+
+    def __init__(self, *args, tier: str = default_tier, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tier = tier
+
+    @property
+    def tier(self) -> str:
+        """The call-counter tier of every account without its own (starter|intermediate|pro)."""
+        return self._tier
+
+    @tier.setter
+    def tier(self, value: str) -> None:
+        if value not in KRAKEN_TIERS:
+            raise ValueError(f"unknown tier {value!r}; expected one of {tuple(KRAKEN_TIERS)}")
+        self._tier = value
+
+    def add_account(self, balances=None, tier=None) -> dict:
+        """As ``FakeExchange.add_account``; ``tier`` gives this account its own tier."""
+        creds = super().add_account(balances)
+        if tier is not None:
+            self.set_tier(creds["api_key"], tier)
+        return creds
+
+    def set_tier(self, api_key: str, tier) -> None:
+        """The tier of one account (None: the fake's ``tier``)."""
+        if tier is not None and tier not in KRAKEN_TIERS:
+            raise ValueError(f"unknown tier {tier!r}; expected one of {tuple(KRAKEN_TIERS)}")
+        with self.lock:
+            acct = self._get_account_locked(api_key)
+            if acct is None:
+                raise KeyError(f"unknown api key {api_key[:6]}...")
+            acct.extra["tier"] = tier
+
+    def reset_limits(self, defaults: bool = False) -> None:
+        super().reset_limits(defaults)
+        if defaults:
+            self.tier = self.default_tier
 
     # ------------------------------------------------------------------ credentials
     def new_credentials(self) -> tuple:

@@ -51,6 +51,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from .base import Account, FakeExchange, Request, Response
+from .exchange_limits import OkxRules
 
 __all__ = ["FakeOKX", "derive_secret", "derive_passphrase", "CCXT_OPTIONS", "EXTRA_FAULTS"]
 
@@ -137,6 +138,9 @@ class FakeOKX(FakeExchange):
     }
     auto_balances = {"USDT": "100", "BTC": "0.01"}
     nonce_strict = False  # timestamps: only a timestamp lower than the previous one is a breach
+    extra_faults = EXTRA_FAULTS
+    #: ``enforce_limits``: balance 10/2 s per key, public 20/2 s per address (exchange_limits)
+    limit_rules_class = OkxRules
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
