@@ -22,6 +22,7 @@ EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 NAME_MAX = 255      # user ids, account ids, owners, brokers, symbols, alert types
 CODE_MAX = 32       # currencies, assets, sources, states, levels
+SESSION_ID_MAX = 64  # revoked browser-session ids (web.sessions)
 
 
 def check_name(field: str, value: object, max_len: int = NAME_MAX) -> str:

@@ -8,6 +8,7 @@ daily_days        per user and day: the close's state (provisional/final/carried
 daily_closes      per user, day, account and asset: amount, price, value; unique on those four
 trades            trade journal
 alerts            alert log (rows of one alert: same type, user_id, broker; newest row = its state)
+revoked_sessions  browser-session ids ended by logout, kept for one session lifetime (web.sessions)
 
 A test checks that the migrated database matches this module exactly.
 """
@@ -29,7 +30,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from bot.store.records import ACCOUNT_STATUSES, CODE_MAX, DAY_STATES, NAME_MAX, SOURCES, TRADE_SIDES
+from bot.store.records import (ACCOUNT_STATUSES, CODE_MAX, DAY_STATES, NAME_MAX, SESSION_ID_MAX, SOURCES,
+                               TRADE_SIDES)
 from bot.store.types import Amount, UTCDateTime
 
 # 64-bit ids on PostgreSQL; on SQLite an INTEGER PRIMARY KEY (the rowid) is already 64-bit.
@@ -137,4 +139,11 @@ alerts = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_alerts_created", "created_at", "id"),
     Index("ix_alerts_key", "type", "user_id", "broker", "id"),  # open alerts (journal.open_alerts)
+)
+
+revoked_sessions = Table(
+    "revoked_sessions", metadata,
+    Column("session_id", String(SESSION_ID_MAX), primary_key=True),
+    Column("revoked_at", UTCDateTime(), nullable=False),
+    Index("ix_revoked_sessions_revoked_at", "revoked_at"),  # forgetting expired revocations
 )

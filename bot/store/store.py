@@ -12,18 +12,18 @@ Inputs are checked before any transaction: unknown sources or states, naive date
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Iterable, Sequence
 
 from sqlalchemy import Engine, text
 
-from bot.store import daily, journal, snapshots, timeline
+from bot.store import daily, journal, sessions, snapshots, timeline
 from bot.store.engine import create_store_engine, default_database_url, writer
 from bot.store.migrate import upgrade_to_head
 from bot.store.records import (
-    DAY_STATES, Alert, AlertIn, AssetRow, DailyClose, DailyRow, Snapshot, SnapshotIn, Trade, TradeIn,
-    check_aware, check_choice, check_day, check_name, check_source,
+    DAY_STATES, SESSION_ID_MAX, Alert, AlertIn, AssetRow, DailyClose, DailyRow, Snapshot, SnapshotIn, Trade,
+    TradeIn, check_aware, check_choice, check_day, check_name, check_source,
 )
 
 __all__ = ["BalanceStore", "default_database_url"]
@@ -56,7 +56,8 @@ def _check_range(start, end, check) -> None:
 
 
 class BalanceStore:
-    """Snapshots, daily closes, trades and alerts in one database (see the module docstring).
+    """Snapshots, daily closes, trades, alerts and revoked browser sessions in one database (see the
+    module docstring).
 
     Opening runs the schema migrations to head (safe to repeat, safe from two processes at once).
     Money is exact `Decimal`; datetimes go in timezone-aware and come out aware in UTC.
@@ -280,3 +281,26 @@ class BalanceStore:
         _check_limit(limit, JOURNAL_LIMIT_MAX)
         with self._engine.begin() as connection:
             return journal.recent_alerts(connection, limit)
+
+    # --- browser sessions -----------------------------------------------------------------------
+
+    def revoke_session(self, session_id: str, lifetime: timedelta) -> None:
+        """Record ``session_id`` as ended now, for every process on this database (see
+        `bot.store.sessions`); revocations older than ``lifetime`` (the session lifetime: their
+        cookies have expired) are forgotten in the same transaction."""
+        check_name("session_id", session_id, SESSION_ID_MAX)
+        if not isinstance(lifetime, timedelta) or lifetime <= timedelta(0):
+            raise ValueError(f"lifetime must be a positive timedelta, got {lifetime!r}")
+        now = _now()
+        try:
+            forget_before = now - lifetime
+        except OverflowError:
+            forget_before = datetime.min.replace(tzinfo=timezone.utc)
+        with self._writer.begin() as connection:
+            sessions.revoke(connection, session_id, now, forget_before)
+
+    def session_revoked(self, session_id: str) -> bool:
+        """Whether ``session_id`` was revoked (within the lifetime given when it was)."""
+        check_name("session_id", session_id, SESSION_ID_MAX)
+        with self._engine.begin() as connection:
+            return sessions.is_revoked(connection, session_id)
