@@ -1,6 +1,7 @@
 """The headless monitor (python -m bot.monitor) as a subprocess against the loopback fake Kraken."""
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -38,7 +39,9 @@ def test_monitor_refreshes_serves_metrics_and_stops_cleanly(config, kraken, stop
         assert value_of(samples, "multibalance_account_up", **ALICE) == 1
         assert value_of(samples, "multibalance_fetch_duration_seconds_count", exchange="kraken") >= 2
         status, body = monitor.get("/healthz")
-        assert (status, body) == (200, b'{"scheduler_running": true}')
+        assert status == 200 and json.loads(body) == {  # the one /healthz shape (bot.app.ops), as the web app's
+            "status": "ok", "scheduler": {"started": True, "running": True},
+            "store": {"enabled": True, "ok": True, "dialect": "sqlite"}}
         assert monitor.get("/nope")[0] == 404
         assert monitor.stop(stop_signal) == 0
     log = monitor.log

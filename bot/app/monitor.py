@@ -4,8 +4,9 @@
 
 Starts the manager's scheduler (a refresh of every account every ``cache_ttl_seconds``, snapshots
 and the daily close at midnight), attaches the monitoring system (alert rules and delivery), and
-serves ``GET /metrics`` (see ``bot.views.metrics``) and ``GET /healthz`` on HOST:N (default
-127.0.0.1:9478; port 0 picks a free port; the address is logged). Logs go to stderr at INFO.
+serves ``GET /metrics`` and ``GET /healthz`` (`bot.app.ops`: the same bodies as the web app's;
+/healthz is 503 until the scheduler runs) on HOST:N (default 127.0.0.1:9478; port 0 picks a free
+port; the address is logged). Logs go to stderr at INFO.
 
 SIGTERM or SIGINT stops it cleanly: the metrics server, the scheduler (a refresh in progress
 finishes), the monitoring system (queued alerts delivered), then the manager (history still
@@ -15,7 +16,6 @@ prints one line on stderr and exits with status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import socket
@@ -23,10 +23,12 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from bot.app import ops
 from bot.app.argparsing import OneLineParser, UsageError
-from bot.config import ConfigError, load_config
-from bot.views.metrics import METRICS_CONTENT_TYPE, metrics_for, render_metrics
 from bot.app.manager import MultiAccountBrokerManager
+from bot.config import ConfigError, load_config
+from bot.monitoring_system import get_monitoring_system
+from bot.views.metrics import metrics_for
 
 log = logging.getLogger("bot.monitor")
 
@@ -44,22 +46,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def attach_monitoring(manager):
-    """The manager's monitoring system (alerts), or None when ``bot.alerts.system`` is absent."""
-    try:
-        from bot.monitoring_system import get_monitoring_system
-    except ModuleNotFoundError as exc:
-        if exc.name != "bot.alerts.system":
-            raise
-        log.warning("alerts are off: bot.alerts.system is not installed")
-        return None
+    """Attach the monitoring system (alert rules and delivery) to ``manager``; count its alerts
+    in the metrics. Returns the system (stop it before closing the manager)."""
     system = get_monitoring_system(manager)
     metrics_for(manager).watch_alerts(system)
     return system
 
 
 def metrics_server(host: str, port: int) -> ThreadingHTTPServer:
-    """An HTTP server bound to host:port (raises OSError) answering /metrics and /healthz for
-    ``server.manager`` once `serve` starts it."""
+    """An HTTP server bound to host:port (raises OSError) answering ``GET /metrics`` and
+    ``GET /healthz`` (`bot.app.ops`, the same handlers as the web app's) for ``server.manager``
+    once `serve` starts it. Other paths get a 404 problem, other methods a 405 problem."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -67,27 +64,27 @@ def metrics_server(host: str, port: int) -> ThreadingHTTPServer:
         def do_GET(self):
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                try:
-                    body = render_metrics(self.server.manager)
-                except Exception:
-                    log.exception("rendering /metrics failed")
-                    self._send(500, b"metrics unavailable, see the log\n", "text/plain; charset=utf-8")
-                    return
-                self._send(200, body, METRICS_CONTENT_TYPE)
+                self._send(ops.metrics(self.server.manager))
             elif path == "/healthz":
-                scheduler = self.server.scheduler
-                running = scheduler is not None and scheduler.running
-                self._send(200 if running else 503, json.dumps({"scheduler_running": running}).encode(),
-                           "application/json")
+                self._send(ops.healthz(self.server.manager, scheduler_expected=True))
             else:
-                self._send(404, b"not found: try /metrics\n", "text/plain; charset=utf-8")
+                self._send(ops.problem(404, "No such resource: try /metrics or /healthz.", path))
 
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+        def _refuse(self):
+            path = self.path.split("?", 1)[0]
+            self._send(ops.problem(405, "This method is not allowed on this resource.", path, (("Allow", "GET"),)))
+
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _refuse
+
+        def _send(self, response: ops.OpsResponse) -> None:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            for name, value in response.headers:
+                self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
 
         def log_message(self, format, *args):  # scrapes are not worth a log line each
             pass
@@ -95,7 +92,7 @@ def metrics_server(host: str, port: int) -> ThreadingHTTPServer:
     server_class = type("MetricsServer", (ThreadingHTTPServer,), {
         "daemon_threads": True, "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
     server = server_class((host, port), Handler)
-    server.manager = server.scheduler = None
+    server.manager = None
     return server
 
 
@@ -128,7 +125,7 @@ def run(args, stop: threading.Event) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return status
         serve(server, manager)
-        scheduler = server.scheduler = manager.start_scheduler()
+        scheduler = manager.start_scheduler()
         host, port = server.server_address[:2]
         log.info("monitoring %d accounts, refresh every %g s; metrics on http://%s:%d/metrics",
                  len(manager.config.accounts()), manager.config.settings.cache_ttl_seconds, host, port)

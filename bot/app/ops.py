@@ -1,0 +1,94 @@
+"""The operations endpoints, ``/metrics`` and ``/healthz``, written once for every server.
+
+Framework-neutral: each function returns an `OpsResponse` (status, content type, body, extra
+headers) that the server copies onto the wire: the headless monitor's tiny HTTP server
+(`bot.app.monitor`) and the Flask app (`web.ops`). Who may call them is the server's business
+(the web app's /metrics needs an admin unless ``web.public_metrics``); nothing here reads an
+exchange.
+
+``/healthz`` (``application/json``, ``Cache-Control: no-store``), one shape for both servers::
+
+    {"status": "ok" | "degraded",
+     "scheduler": {"started": bool, "running": bool},
+     "store": {"enabled": false}
+            | {"enabled": true, "ok": true, "dialect": "sqlite" | "postgresql"}
+            | {"enabled": true, "ok": false, "error": "<exception class>"}}
+
+200 with "ok"; 503 with "degraded" when the store does not answer a trivial query, or when the
+server expects its scheduler (``scheduler_expected``: the monitor always, the web app when it
+started one) and it is not running. The body never carries an error message (no path, no URL):
+the log has it.
+
+``/metrics``: the Prometheus text format (`bot.views.metrics`). Errors (a failed rendering, an
+unknown path, a wrong method) are RFC 9457 problem bodies (``application/problem+json``); a 500
+says only "Internal Server Error" and the traceback goes to the log.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from bot.views.metrics import METRICS_CONTENT_TYPE, render_metrics
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+PROBLEM_JSON = "application/problem+json"
+NO_STORE = (("Cache-Control", "no-store"),)
+
+
+@dataclass(frozen=True, slots=True)
+class OpsResponse:
+    status: int
+    content_type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def healthz(manager, scheduler_expected: bool) -> OpsResponse:
+    """The health of a server built on ``manager`` (see the module docstring for the body)."""
+    history = manager.history
+    return health(manager.scheduler, None if history is None else history.store, scheduler_expected)
+
+
+def health(scheduler, store, scheduler_expected: bool) -> OpsResponse:
+    """The health of ``scheduler`` (None: never started) and of the history ``store`` (None:
+    disabled): `healthz`'s body and status."""
+    running = bool(scheduler is not None and scheduler.running)
+    healthy = running or not scheduler_expected
+    if store is None:
+        store_health: dict = {"enabled": False}
+    else:
+        try:
+            store.ping()
+            store_health = {"enabled": True, "ok": True, "dialect": store.dialect}
+        except Exception as exc:
+            log.warning("healthz: the store does not answer: %s: %s", type(exc).__name__, exc)
+            store_health = {"enabled": True, "ok": False, "error": type(exc).__name__}
+            healthy = False
+    body = {"status": "ok" if healthy else "degraded",
+            "scheduler": {"started": scheduler is not None, "running": running},
+            "store": store_health}
+    return OpsResponse(200 if healthy else 503, JSON, json.dumps(body).encode(), NO_STORE)
+
+
+def metrics(manager) -> OpsResponse:
+    """The metrics of ``manager`` (200), or a 500 problem if rendering them fails (logged)."""
+    try:
+        body = render_metrics(manager)
+    except Exception:
+        log.exception("rendering /metrics failed")
+        return problem(500, path="/metrics")
+    return OpsResponse(200, METRICS_CONTENT_TYPE, body)
+
+
+def problem(status: int, detail: str | None = None, path: str | None = None,
+            headers: tuple[tuple[str, str], ...] = ()) -> OpsResponse:
+    """An RFC 9457 problem body (``type`` about:blank) for ``status``; 5xx always say only their phrase."""
+    phrase = HTTPStatus(status).phrase
+    if status >= 500 or not detail:
+        detail = phrase
+    body = {"type": "about:blank", "title": phrase, "status": status, "detail": detail, "instance": path}
+    return OpsResponse(status, PROBLEM_JSON, json.dumps(body).encode(), headers)
