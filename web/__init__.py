@@ -6,9 +6,12 @@ caller keeps owning it), else builds a `MultiAccountBrokerManager` on ``config``
 `bot.config.Config`) or ``config_dir`` and owns it: `close_app(app)` closes what the app owns.
 
 Blueprints: `web.pages` (/users, /login, /logout), `web.api` (/api/*), `web.ops` (/metrics,
-/healthz). Every request is identified first (`web.auth`); /api/* is rate limited per token
-(`web.ratelimit`) and answers 401 without a valid token; every error is an RFC 9457 problem
-(`web.problems`). Views read ``manager.current_states()`` and the store, never an exchange.
+/healthz). Every request first passes `web.context.identify`: the ``Host`` check (DNS
+rebinding, `web.hosts`), the caller (`web.auth`, sessions revocable at logout: `web.sessions`),
+and on /api/* the rate limit per token (`web.ratelimit`), 401 without a valid token, and the
+CSRF check. Every error is an RFC 9457 problem (`web.problems`). Views read
+``manager.current_states()`` and the store, never an exchange. HTML responses carry a
+Content-Security-Policy and ``X-Frame-Options: DENY``.
 
 Other WSGI servers: ``waitress-serve --call 'web:create_app'`` (configuration from
 ``$BALANCES_CONFIG``), with ``$BALANCES_API_TOKENS`` or ``web.tokens`` set when not on loopback.
@@ -16,55 +19,28 @@ Other WSGI servers: ``waitress-serve --call 'web:create_app'`` (configuration fr
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import logging
 import os
 import secrets
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Mapping
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, g, request
 
-from bot.config.web import WebSettings
 from web import auth, problems
+from web.context import EXTENSION, WebContext, check_csrf, context, identify, require_principal
+from web.hosts import HostPolicy
 from web.payloads import UsersPayload
-from web.problems import CSRF_FAILED, RATE_LIMITED, ApiProblem
 from web.ratelimit import FixedWindowLimiter
+from web.sessions import SessionRevocations
+
+__all__ = ["EXTENSION", "WebContext", "check_csrf", "close_app", "context", "create_app", "require_principal"]
 
 log = logging.getLogger(__name__)
 
 SECRET_ENV = "BALANCES_WEB_SECRET"
-EXTENSION = "multibalance"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
                            "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
                            "frame-ancestors 'none'; form-action 'self'")
-
-
-@dataclass
-class WebContext:
-    """What the views share (``app.extensions["multibalance"]``). Everything here is either
-    immutable or thread-safe by its own lock (see each class)."""
-
-    manager: object           # bot.app.manager.MultiAccountBrokerManager
-    web: WebSettings
-    tokens: auth.TokenTable
-    limiter: FixedWindowLimiter        # /api/*, per token (or client address)
-    login_limiter: FixedWindowLimiter  # POST /login, per client address
-    users_payload: UsersPayload
-    owns_manager: bool
-    scheduler_started: bool
-    refresher: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="web-refresh"))
-
-    def close(self) -> None:
-        self.refresher.shutdown(wait=True, cancel_futures=True)
-        if self.owns_manager:
-            self.manager.close()
-
-
-def context() -> WebContext:
-    return current_app.extensions[EXTENSION]
 
 
 def create_app(config=None, *, manager=None, config_dir=None, start_scheduler: bool = False,
@@ -74,7 +50,7 @@ def create_app(config=None, *, manager=None, config_dir=None, start_scheduler: b
     configuration, web.auth.TokenConfigError for a malformed ``$BALANCES_API_TOKENS``."""
     from bot.app.manager import MultiAccountBrokerManager
     from bot.history.journal import load_sample_trades
-    from web import api, ops, pages  # they import this module's helpers
+    from web import api, ops, pages  # they import this package's helpers
 
     environ = os.environ if environ is None else environ
     owns = manager is None
@@ -104,6 +80,7 @@ def create_app(config=None, *, manager=None, config_dir=None, start_scheduler: b
             manager.close()
         raise
 
+    lifetime = dt.timedelta(hours=web.session_hours)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=secret,
@@ -111,17 +88,19 @@ def create_app(config=None, *, manager=None, config_dir=None, start_scheduler: b
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=web.secure_cookies,
-        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=web.session_hours),
+        PERMANENT_SESSION_LIFETIME=lifetime,
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.extensions[EXTENSION] = WebContext(
         manager=manager, web=web, tokens=tokens,
         limiter=FixedWindowLimiter(web.rate_limit_per_minute),
         login_limiter=FixedWindowLimiter(10),
-        users_payload=users_payload, owns_manager=owns, scheduler_started=start_scheduler)
+        users_payload=users_payload, owns_manager=owns, scheduler_started=start_scheduler,
+        hosts=HostPolicy.for_settings(not tokens.empty, web.allowed_hosts),
+        sessions=SessionRevocations(None if manager.history is None else manager.history.store, lifetime))
 
     problems.register(app)
-    app.before_request(_identify)
+    app.before_request(identify)
     app.after_request(_headers)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
@@ -134,58 +113,6 @@ def close_app(app: Flask) -> None:
     app.extensions[EXTENSION].close()
 
 
-def _identify():
-    """Identify the caller (``g.principal``); on /api/*: rate limit, then require a valid token,
-    then CSRF on unsafe methods made with the session cookie."""
-    ctx = context()
-    g.principal = auth.authenticate(ctx.tokens, request.headers.get("Authorization"), session,
-                                    request.remote_addr)
-    if not request.path.startswith("/api/"):
-        return None
-    principal = g.principal
-    key = principal.key if isinstance(principal, auth.Principal) else "ip:" + (request.remote_addr or "?")
-    decision = ctx.limiter.hit(key)
-    g.rate = decision
-    if not decision.allowed:
-        raise ApiProblem(429, f"Rate limit of {decision.limit} requests per minute exceeded; retry in "
-                              f"{decision.retry_after} s.", RATE_LIMITED, "Too Many Requests",
-                         headers={"Retry-After": str(decision.retry_after)})
-    require_principal()
-    if request.method not in SAFE_METHODS:
-        check_csrf()
-    return None
-
-
-def require_principal():
-    """The caller, or a 401 problem."""
-    principal = g.get("principal")
-    if principal is auth.BAD:
-        raise ApiProblem(401, "The bearer token is not valid.", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    if principal is None:
-        raise ApiProblem(401, "A bearer token (Authorization: Bearer ...) or a login session is required.",
-                         headers={"WWW-Authenticate": "Bearer"})
-    return principal
-
-
-def check_csrf() -> None:
-    """Unsafe requests made with the session cookie carry the session's CSRF token in the
-    ``X-CSRF-Token`` header (or a ``csrf_token`` form field); without any token configured,
-    cross-site requests are refused (local callers are admin, so a foreign page must not act)."""
-    principal = g.get("principal")
-    via = getattr(principal, "via", None)
-    if via == "session":
-        expected = session.get("csrf")
-        sent = request.headers.get(auth.CSRF_HEADER) or request.form.get("csrf_token")
-        if not isinstance(expected, str) or not sent or not hmac.compare_digest(expected, sent):
-            raise ApiProblem(403, "Missing or invalid CSRF token (send the page's token in X-CSRF-Token).",
-                             CSRF_FAILED, "CSRF check failed")
-    elif via == "local":
-        origin = request.headers.get("Origin")
-        cross = request.headers.get("Sec-Fetch-Site") == "cross-site"
-        if cross or (origin and origin.rstrip("/") != request.host_url.rstrip("/")):
-            raise ApiProblem(403, "Cross-site requests are refused.", CSRF_FAILED, "CSRF check failed")
-
-
 def _headers(response):
     rate = g.get("rate")
     if rate is not None:
@@ -195,7 +122,7 @@ def _headers(response):
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("Referrer-Policy", "same-origin")
     return response
-

@@ -6,21 +6,24 @@ session or token is sent to ``/login`` (when no token is configured, a local cal
 needs no login).
 
 ``POST /login`` takes a token from the form (and the form's CSRF token, bound to the session),
-starts a new session holding only the token's fingerprint and a fresh CSRF token, and redirects
-to ``next`` (a local path) or ``/users``. A wrong token redirects back to ``/login`` with a
-message; attempts are limited to 10 per minute per client address (429 problem beyond).
-``POST /logout`` (with the CSRF token) ends the session.
+starts a new session holding only a fresh session id, the token's fingerprint and a fresh CSRF
+token (`web.context.begin_session`), and redirects to ``next`` (a local path) or ``/users``. A
+wrong token redirects back to ``/login`` with a message; attempts are limited to 10 per minute
+per client address (429 problem beyond).
+``POST /logout`` (with the CSRF token) ends the session for good: its id is revoked server-side
+(`web.sessions`), so a copy of the cookie stops working too. Both forms pass the one CSRF check,
+`web.context.check_csrf`.
 """
 from __future__ import annotations
 
-import hmac
 from urllib.parse import urlsplit
 
 from flask import (Blueprint, flash, g, get_flashed_messages, redirect, render_template, request, session,
                    url_for)
 
-from web import auth, context
-from web.problems import CSRF_FAILED, RATE_LIMITED, ApiProblem
+from web import auth
+from web.context import begin_session, check_csrf, context, end_session
+from web.problems import RATE_LIMITED, ApiProblem
 
 bp = Blueprint("pages", __name__)
 
@@ -35,18 +38,14 @@ def csrf_token() -> str:
     return token
 
 
-def _check_form_csrf() -> None:
-    expected = session.get("csrf")
-    sent = request.form.get("csrf_token") or request.headers.get(auth.CSRF_HEADER)
-    if not isinstance(expected, str) or not sent or not hmac.compare_digest(expected, sent):
-        raise ApiProblem(403, "Missing or invalid CSRF token; reload the page and try again.", CSRF_FAILED,
-                         "CSRF check failed")
-
-
 def _safe_next(target: str | None) -> str:
+    """``target`` if it is a path on this site, else ``/users`` (no open redirect)."""
     if not target:
         return url_for("pages.users")
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. "//[" (an unterminated IPv6 host)
+        return url_for("pages.users")
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return url_for("pages.users")
     return target
@@ -96,22 +95,19 @@ def login_post():
     if not decision.allowed:
         raise ApiProblem(429, f"Too many login attempts; retry in {decision.retry_after} s.", RATE_LIMITED,
                          "Too Many Requests", headers={"Retry-After": str(decision.retry_after)})
-    _check_form_csrf()
+    check_csrf(form=True)
     target = _safe_next(request.form.get("next"))
     token = (request.form.get("token") or "").strip()
     found = ctx.tokens.lookup(token) if token else None
     if found is None:
         flash("That token is not valid." if token else "Enter your access token.", "error")
         return redirect(url_for("pages.login", next=target), code=303)
-    session.clear()
-    session.permanent = True
-    session["tid"] = found[1]
-    session["csrf"] = auth.new_csrf_token()
+    begin_session(found[1])
     return redirect(target, code=303)
 
 
 @bp.post("/logout")
 def logout():
-    _check_form_csrf()
-    session.clear()
+    check_csrf(form=True)
+    end_session()
     return redirect(url_for("pages.login"), code=303)

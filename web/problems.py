@@ -23,6 +23,7 @@ ABOUT_BLANK = "about:blank"
 INVALID_PARAMETER = "/problems/invalid-parameter"
 RATE_LIMITED = "/problems/rate-limited"
 CSRF_FAILED = "/problems/csrf-failed"
+HOST_NOT_ALLOWED = "/problems/host-not-allowed"
 
 
 def problem(status: int, detail: str | None = None, type_: str = ABOUT_BLANK, title: str | None = None,

@@ -14,6 +14,11 @@ settings.json ``web`` (every field optional)::
     public_metrics           serve /metrics without a token even when tokens are configured (false)
     secure_cookies           mark the session cookie Secure (behind HTTPS) (false)
     session_hours            lifetime of a browser session (12)
+    allowed_hosts            ["host.example", "10.1.2.3", ...]: the Host names (no port) the
+                             server answers besides the loopback ones (localhost, 127.0.0.0/8,
+                             [::1]). Without tokens only loopback names are answered anyway;
+                             with tokens every name is, unless this is set (DNS-rebinding
+                             defence, see web.hosts). Others get a 421 problem.
 
 The role ``admin`` sees every account; any other value must be a configured user id, who sees
 only their own accounts. `parse_web_settings` is called by `bot.config.load_config`;
@@ -21,6 +26,7 @@ only their own accounts. `parse_web_settings` is called by `bot.config.load_conf
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +36,11 @@ from bot.config.fields import ConfigError, Fields
 
 ADMIN = "admin"
 WEB_FIELDS = {"tokens", "secret_key", "rate_limit_per_minute", "sample_trades", "recent_trades",
-              "payload_max_age_seconds", "public_metrics", "secure_cookies", "session_hours"}
+              "payload_max_age_seconds", "public_metrics", "secure_cookies", "session_hours",
+              "allowed_hosts"}
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*")
+ALLOWED_HOSTS_MAX = 100
 RECENT_TRADES_MAX = 50
 
 
@@ -46,6 +55,7 @@ class WebSettings:
     public_metrics: bool = False
     secure_cookies: bool = False
     session_hours: float = 12.0
+    allowed_hosts: tuple[str, ...] | None = None  # lower case, no port, IPv6 without brackets
 
     def __repr__(self) -> str:  # never print hashes or the secret
         return (f"WebSettings(tokens={len(self.tokens)}, rate_limit_per_minute={self.rate_limit_per_minute}, "
@@ -92,4 +102,33 @@ def _parse(f: Fields, users: set[str]) -> WebSettings:
         public_metrics=f.get("public_metrics", bool, False),
         secure_cookies=f.get("secure_cookies", bool, False),
         session_hours=f.number("session_hours", 12, above=True),
+        allowed_hosts=_allowed_hosts(f),
     )
+
+
+def _allowed_hosts(f: Fields) -> tuple[str, ...] | None:
+    """``allowed_hosts``: a list of host names or IP literals, normalised (see the module docstring)."""
+    raw = f.get("allowed_hosts", list, None)
+    if raw is None:
+        return None
+    if len(raw) > ALLOWED_HOSTS_MAX:
+        raise f.error("allowed_hosts", f"at most {ALLOWED_HOSTS_MAX} names, got {len(raw)}")
+    names = []
+    for position, item in enumerate(raw):
+        name = item.strip().lower() if isinstance(item, str) else None
+        if name and name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]
+        try:
+            name = ipaddress.ip_address(name).compressed if name and ":" in name else name
+        except ValueError:
+            name = None
+        if name and ":" not in name:
+            name = name[:-1] if name.endswith(".") else name
+            if not (_HOST_NAME.fullmatch(name) and len(name) <= 253):
+                name = None
+        if not name:
+            # Not echoed: a URL pasted here may carry a key in its query.
+            raise f.error(f"allowed_hosts[{position}]", "must be a host name or an IP address, without a "
+                                                        "scheme, port or path")
+        names.append(name)
+    return tuple(dict.fromkeys(names))
