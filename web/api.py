@@ -1,9 +1,9 @@
 """The JSON API (``/api/*``). Shapes: ../PRODUCT.md and `web.payloads`.
 
-Every view here runs after `web._identify` (valid token or session, rate limit, CSRF), so
-``g.principal`` is set. A user token sees only that user's accounts: another owner's account is
-403, an account that is not configured is 404. Bad parameters are 400 problems naming the
-parameter. Views read the manager's current states and the store only; ``POST /api/refresh`` is
+Every view here runs after `web.context.identify` (Host, valid token or session, rate limit,
+CSRF), so ``g.principal`` is set. A user token sees only that user's accounts: another owner's
+account is 403, an account that is not configured is 404. Bad parameters are 400 problems naming
+the parameter (dates must lie in 1970-01-01..9998-12-31, digits are ASCII). Views read the manager's current states and the store only; ``POST /api/refresh`` is
 the one view that causes exchange reads (on the manager's fetch workers, waited for up to
 ``request_timeout_seconds`` × (retries + 1)).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from zoneinfo import ZoneInfo
@@ -32,6 +33,9 @@ DEFAULT_SNAPSHOT_LIMIT = 30
 DEFAULT_HISTORY_DAYS = 30
 DEFAULT_USER_BALANCE_DAYS = 30
 MAX_RANGE_DAYS = 3660
+EARLIEST_DAY, LATEST_DAY = dt.date(1970, 1, 1), dt.date(9998, 12, 31)  # accepted dates (see _in_span)
+_DIGITS = re.compile(r"[0-9]{1,9}")
+_DATE = re.compile(r"(?P<y>[0-9]{4})(?P<sep>-?)(?P<m>[0-9]{2})(?P=sep)(?P<d>[0-9]{2})")  # YYYY-MM-DD, YYYYMMDD
 
 
 # --------------------------------------------------------------------------- helpers
@@ -95,38 +99,48 @@ def _limit() -> int:
     raw = request.args.get("limit")
     if raw is None:
         return DEFAULT_SNAPSHOT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= 100:  # ASCII digits: "²".isdigit() is True
         raise bad_parameter("limit", "limit must be an integer from 1 to 100.")
     return int(raw)
 
 
+def _in_span(name: str, day: dt.date) -> None:
+    """Dates outside [EARLIEST_DAY, LATEST_DAY] are refused: the range arithmetic (a day's end,
+    a default start, a UTC offset) then never leaves what `datetime` can represent."""
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise bad_parameter(name, f"{name} must be between {EARLIEST_DAY} and {LATEST_DAY}.")
+
+
 def _day(name: str, raw: str) -> dt.date:
+    """A date, YYYY-MM-DD or YYYYMMDD (ASCII digits), within the span."""
+    match = _DATE.fullmatch(raw)
     try:
-        if len(raw) == 8 and raw.isdigit():
-            return dt.date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
-        if len(raw) == 10:
-            return dt.date.fromisoformat(raw)
-    except ValueError:
-        pass
-    raise bad_parameter(name, f"{name} must be a date, YYYY-MM-DD or YYYYMMDD.")
+        day = dt.date(int(match["y"]), int(match["m"]), int(match["d"])) if match else None
+    except ValueError:  # 2025-02-30
+        day = None
+    if day is None:
+        raise bad_parameter(name, f"{name} must be a date, YYYY-MM-DD or YYYYMMDD.")
+    _in_span(name, day)
+    return day
 
 
 def _instant(name: str, raw: str | None, end: bool) -> dt.datetime | None:
     """A date (the whole day in settings.timezone: its start, or for ``end`` its last instant)
-    or an ISO-8601 datetime with an offset."""
+    or an ISO-8601 datetime with an offset, within the span."""
     if raw is None or raw == "":
         return None
     if len(raw) in (8, 10) and "T" not in raw:
         day = _day(name, raw)
-        if end:
-            return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), _zone()) - dt.timedelta(microseconds=1)
-        return dt.datetime.combine(day, dt.time(), _zone())
+        return dt.datetime.combine(day, dt.time.max if end else dt.time(), _zone())
     try:
+        if not raw.isascii():
+            raise ValueError(raw)
         value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
         raise bad_parameter(name, f"{name} must be a date (YYYY-MM-DD) or an ISO-8601 datetime with an offset.") from None
     if value.tzinfo is None:
         raise bad_parameter(name, f"{name} must include a time zone offset (e.g. Z or +01:00).")
+    _in_span(name, value.date())  # its own offset's date: the UTC one is at most a day away
     return value
 
 
