@@ -15,6 +15,7 @@ import socket
 import sys
 
 from bot.app.argparsing import OneLineParser, UsageError
+from bot.app.logsetup import add_common_options, configure_logging
 from bot.config import ConfigError, config_directory
 from web.auth import TokenConfigError, is_loopback
 
@@ -29,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=4,
                         help="waitress worker threads (default 4: the GIL makes more no faster on few cores)")
     parser.add_argument("--no-scheduler", action="store_true", help="do not start the background refresh jobs")
+    add_common_options(parser)
     return parser
 
 
@@ -52,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "apscheduler"):  # migrations and every job run at INFO
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(args)
     from waitress.server import create_server
 
     from web import close_app, context, create_app

@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bot.app import ops
 from bot.app.argparsing import OneLineParser, UsageError
+from bot.app.logsetup import add_common_options, configure_logging
 from bot.app.manager import MultiAccountBrokerManager
 from bot.config import ConfigError, load_config
 from bot.monitoring_system import get_monitoring_system
@@ -42,6 +43,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=DEFAULT_PORT, metavar="N",
                    help=f"port of /metrics (default {DEFAULT_PORT}; 0: any free port)")
     p.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST", help="address to bind (default 127.0.0.1)")
+    add_common_options(p)
     return p
 
 
@@ -146,14 +148,12 @@ def run(args, stop: threading.Event) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per job run
     try:
         args = parser().parse_args(argv)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    configure_logging(args)
     stop = threading.Event()
 
     def on_signal(signum, frame):
