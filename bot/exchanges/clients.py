@@ -17,35 +17,47 @@ from bot.core.pricing import ONE, to_decimal
 from bot.exchanges.endpoint import ExchangeEndpoint, endpoint_key
 from bot.exchanges.gate import CallGate
 from bot.exchanges.quirks import private_min_interval
+from bot.exchanges.wire import EXACT, MalformedResponse, unalias  # MalformedResponse: public here too
 
 PriceOf = Callable[[str], "Decimal | None"]
 
 
-class MalformedResponse(Exception):
-    """The exchange answered, but not with a usable balance."""
-
-
 def parse_totals(balance: object) -> dict[str, Decimal]:
-    """Total amount per asset from a ccxt balance structure; raises `MalformedResponse`."""
+    """Total amount per asset from a ccxt balance structure read by a `make_exact` instance.
+
+    Amounts are the exchange's own digits (strings, see `bot.exchanges.wire`); entries of one
+    asset under several exchange ids are summed; a missing, non-numeric or negative amount
+    raises `MalformedResponse` naming the asset."""
     if not isinstance(balance, Mapping) or not isinstance(balance.get("info"), (Mapping, list)):
         # ccxt hands a body it could not parse as JSON on as the raw text ("info")
         raise MalformedResponse("balance response is not JSON")
     totals = balance.get("total")
     if not isinstance(totals, Mapping):
         raise MalformedResponse("balance response has no totals")
-    amounts = {}
-    for asset, raw in totals.items():
-        if raw is None:
-            entry = balance.get(asset)
-            raw_free, raw_used = (entry.get("free"), entry.get("used")) if isinstance(entry, Mapping) else (None, None)
-            if raw_free is None and raw_used is None:
-                raise MalformedResponse(f"no amount for {asset}")
-            raw = (to_decimal(raw_free) or 0) + (to_decimal(raw_used) or 0)
-        amount = to_decimal(raw)
+    amounts: dict[str, Decimal] = {}
+    for key, raw in totals.items():
+        asset = unalias(str(key))
+        amount = _amount(balance, key, raw)
         if amount is None:
             raise MalformedResponse(f"amount of {asset} is not a number: {str(raw)[:40]!r}")
-        amounts[str(asset)] = amount
+        if amount < 0:
+            raise MalformedResponse(f"negative amount of {asset}: {str(raw)[:40]}")
+        amounts[asset] = EXACT.add(amounts[asset], amount) if asset in amounts else amount
     return amounts
+
+
+def _amount(balance: Mapping, key, raw) -> Decimal | None:
+    """The total of one entry: ``total``, else free + used (exactly)."""
+    if raw is not None:
+        return to_decimal(raw)
+    entry = balance.get(key)
+    raw_free, raw_used = (entry.get("free"), entry.get("used")) if isinstance(entry, Mapping) else (None, None)
+    if raw_free is None and raw_used is None:
+        raise MalformedResponse(f"no amount for {unalias(str(key))}")
+    free, used = to_decimal(raw_free), to_decimal(raw_used)
+    if (raw_free is not None and free is None) or (raw_used is not None and used is None):
+        return None
+    return EXACT.add(free or 0, used or 0)
 
 
 class PaperClient:

@@ -6,7 +6,8 @@ instance whose calls are sequential and spaced (its own `CallGate`). Private rea
 pooled ccxt instance, bind it to the account's credentials and `CallGate` for the duration of
 one read, and give it back: the pool holds as many instances as reads ever ran at once, not one
 per account, and each shares the public instance's market tables by reference
-(``set_markets_from_exchange``, which does not copy).
+(``set_markets_from_exchange``, which does not copy). Pooled instances parse balances exactly
+(`bot.exchanges.wire.make_exact`: the exchange's digits, duplicate keys refused, aliases kept).
 
 Locks: ``_public_lock`` guards the public instance, the markets flag and the price book (public
 calls are sequential); ``_markets_lock`` is where readers of a cold endpoint wait while one of
@@ -27,6 +28,7 @@ from requests.adapters import HTTPAdapter
 
 from bot.exchanges.quirks import DEFAULT_OPTIONS
 from bot.exchanges.urls import point_exchange_at
+from bot.exchanges.wire import begin_read, make_exact
 from bot.core.pricing import PriceBook
 from bot.exchanges.gate import CallGate
 from bot.core.secrets import Credentials, ccxt_logger
@@ -150,6 +152,7 @@ class ExchangeEndpoint:
         if exchange is None:
             exchange = self._new_instance()
             exchange.set_markets_from_exchange(self._public)
+            make_exact(exchange)  # amounts as the exchange's strings, duplicate keys refused
             exchange._multibalance_options = dict(exchange.options)
             with self._pool_lock:
                 self.instances_created += 1
@@ -157,6 +160,7 @@ class ExchangeEndpoint:
         exchange.secret = credentials.api_secret.reveal()
         exchange.password = credentials.passphrase.reveal() if credentials.passphrase else None
         self._bind(exchange, gate)
+        begin_read(exchange)
         try:
             yield exchange
         finally:
