@@ -164,19 +164,25 @@ def test_history_cli_table_json_and_export(config, kraken):
     assert "provisional (today, until midnight)" in table.stdout and "$600.00" in table.stdout
     assert f"{yesterday.isoformat()}" in table.stdout and "$42.50" in table.stdout
 
-    data = json.loads(cli("--config", root, "--history", "alice", "--json").stdout)
+    # numbers as in the source documents, with their exact digits (parsed here as Decimal)
+    text = cli("--config", root, "--history", "alice", "--json").stdout
+    data = json.loads(text, parse_float=D)
     assert [d["day"] for d in data] == [yesterday.strftime("%Y%m%d"), dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d")]
-    assert data[0]["totalBalance"] == {"amount": "42.5", "currency": "USD"}
-    assert data[0]["accountBalances"] == [{"account": "alice:kraken", "asset": "USD", "amount": "42.5",
-                                           "value": "42.5", "status": "ok"}]
+    assert data[0]["totalBalance"] == {"amount": D("42.50"), "currency": "USD"} and '"amount": 42.50' in text
+    assert data[0]["accountBalances"] == [{"account": "alice:kraken", "asset": "USD", "amount": D("42.5"),
+                                           "value": D("42.50"), "status": "ok"}]
+    assert data[0]["id"] == f"alice-{yesterday:%Y%m%d}"
+    assert data[0]["portfolioBalances"][0]["portfolio"] == "alice:kraken"
+    assert data[0]["portfolioBalances"][0]["value"] == D("42.50")
     assert data[1]["state"] == "provisional"
 
     export = cli("--config", root, "--export", "account-balance", "--user", "alice", "--date", yesterday.isoformat(), "--json")
-    record, = json.loads(export.stdout)
+    record, = json.loads(export.stdout, parse_float=D)
     assert record["object_category"] == "account-balance" and record["object_type"] == "day"
-    assert record["balance_date"] == yesterday.isoformat() and record["connection_id"] == "alice:kraken"
+    assert record["object_class"] == "account-balance" and record["currency"] == "USD"
+    assert record["balance_date"] == f"{yesterday.isoformat()}T00:00:00.000Z" and record["connection_id"] == "alice:kraken"
     assert record["data"] == [{"account_id": "alice:kraken:USD", "account_name": "KRAKEN USD",
-                               "account_currency": "USD", "account_active": True, "account_balance": "42.5"}]
+                               "account_currency": "USD", "account_active": True, "account_balance": D("42.5")}]
     month = json.loads(cli("--config", root, "--export", "account-balance", "--user", "alice",
                            "--date", yesterday.isoformat(), "--type", "month").stdout)
     assert month[0]["object_type"] == "month"

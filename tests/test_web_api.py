@@ -230,11 +230,12 @@ def test_authorization_header_must_be_bearer(client):
 # --- scoping -----------------------------------------------------------------------------------------
 
 def test_balance_is_scoped(client):
-    assert client.get("/api/balance", headers=bearer(ALICE_TOKEN)).get_json() == {"netWorth": {"ETH": "0.04", "USD": "900"}}
-    assert client.get("/api/balance", headers=bearer(BOB_TOKEN)).get_json() == {"netWorth": {"DOT": "100", "USD": "2000"}}
+    # numbers, as in the source document (exact digits: see tests/test_seed_contracts.py)
+    assert client.get("/api/balance", headers=bearer(ALICE_TOKEN)).get_json() == {"netWorth": {"ETH": 0.04, "USD": 900}}
+    assert client.get("/api/balance", headers=bearer(BOB_TOKEN)).get_json() == {"netWorth": {"DOT": 100, "USD": 2000}}
     assert client.get("/api/balance", headers=bearer(CAROL_TOKEN)).get_json() == {"netWorth": {}}
     admin = client.get("/api/balance", headers=bearer(ADMIN_TOKEN)).get_json()["netWorth"]
-    assert admin == {"DOT": "100", "ETH": "0.04", "USD": "7900"}
+    assert admin == {"DOT": 100, "ETH": 0.04, "USD": 7900}
 
 
 def test_balance_snapshots_are_scoped(client):
@@ -242,11 +243,12 @@ def test_balance_snapshots_are_scoped(client):
     assert sorted(s["account_id"] for s in body["snapshots"]) == ["alice:coinbase", "alice:kraken"]
     assert body["total_balance_by_currency"] == {"USD": "1000.00"} or body["total_balance_by_currency"] == {"USD": "1000"}
     snap = body["snapshots"][0]
-    assert set(snap) == {"id", "account_id", "balance", "currency", "source", "captured_at", "created_at",
-                         "change_amount", "change_percent"}
+    assert set(snap) == {"id", "account_id", "balance", "available_balance", "holdings_value", "cash_value",
+                         "currency", "source", "captured_at", "created_at", "change_amount", "change_percent"}
     assert isinstance(snap["balance"], str) and snap["source"] == "initial_connection"
+    assert body["total_count"] == 2
     admin = client.get("/api/balance-snapshots", headers=bearer(ADMIN_TOKEN)).get_json()
-    assert len(admin["snapshots"]) == 4  # master + alice ×2 + bob (carol never read)
+    assert len(admin["snapshots"]) == 4 and admin["total_count"] == 4  # master + alice ×2 + bob (carol never read)
 
 
 def test_refresh_is_scoped(app, client):
@@ -304,7 +306,7 @@ def test_user_balances_and_account_balances(client):
     assert [d["day"] for d in days] == [today.strftime("%Y%m%d")]
     day = days[0]
     assert day["user"] == "alice" and day["baseCurrency"] == "USD"
-    assert day["totalBalance"] == {"amount": "1000.00", "currency": "USD"} or day["totalBalance"]["amount"] == "1000"
+    assert day["totalBalance"] == {"amount": 1000.00, "currency": "USD"}  # a number, as in the source document
     assert {(a["account"], a["asset"]) for a in day["accountBalances"]} == {
         ("alice:coinbase", "USD"), ("alice:coinbase", "ETH"), ("alice:kraken", "USD")}
     ranged = client.get(f"/api/user_balances?user=alice&from={today:%Y%m%d}&to={today:%Y%m%d}",
@@ -314,9 +316,9 @@ def test_user_balances_and_account_balances(client):
     assert sorted(r["connection_id"] for r in records) == ["alice:coinbase", "alice:kraken"]
     record = next(r for r in records if r["connection_id"] == "alice:kraken")
     assert record["object_category"] == "account-balance" and record["object_type"] == "day"
-    assert record["balance_date"] == today.isoformat() and record["user"] == "alice"
+    assert record["balance_date"] == f"{today.isoformat()}T00:00:00.000Z" and record["user"] == "alice"
     assert record["data"] == [{"account_id": "alice:kraken:USD", "account_name": "KRAKEN USD", "account_currency": "USD",
-                               "account_active": True, "account_balance": "750"}]
+                               "account_active": True, "account_balance": 750}]
     month = client.get(f"/api/account-balances?user=alice&date={today:%Y%m%d}&type=month",
                        headers=bearer(ALICE_TOKEN)).get_json()
     assert {r["object_type"] for r in month} == {"month"}
@@ -339,7 +341,8 @@ BAD_REQUESTS = [
     ("/api/user_balances?user=alice&from=20250230", "from"),
     ("/api/user_balances?user=alice&from=2025-01-01x", "from"),
     ("/api/user_balances?user=alice&from=20250201&to=20250101", "from"),
-    ("/api/user_balances", "user"),                      # admin must name the user
+    # ("/api/user_balances", "user") is no longer a 400: an admin who names no user lists every
+    # user (tests/test_seed_contracts.py::test_admin_listings_cover_every_user)
     ("/api/account-balances?user=alice&type=week", "type"),
     ("/api/account-balances?user=alice&date=31/01/2025", "date"),
 ]

@@ -1,4 +1,4 @@
-"""The JSON API (``/api/*``). Shapes: ../PRODUCT.md and `web.payloads`.
+"""The JSON API (``/api/*``). Shapes, parameters and errors: docs/api.md.
 
 Every view here runs after `web.context.identify` (Host, valid token or session, rate limit,
 CSRF), so ``g.principal`` is set. A user token sees only that user's accounts: another owner's
@@ -19,12 +19,13 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, g, request
 
 from bot.config import MASTER_OWNER
+from bot.views import exact_json
 from bot.views.history_report import account_balance_records, period, user_balances_json
 from bot.views.report import iso_utc, money_number
-from bot.store import SOURCES
+from bot.store import FILTER_SOURCES
 from bot.store.records import EXACT
 from web import context
-from web.payloads import history_json, net_worth, snapshot_json
+from web.payloads import iso, net_worth, series_json, snapshot_json
 from web.problems import ApiProblem, bad_parameter
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -90,8 +91,8 @@ def _source() -> str | None:
     source = request.args.get("source")
     if source is None or source == "":
         return None
-    if source not in SOURCES:
-        raise bad_parameter("source", f"unknown source; one of {', '.join(SOURCES)}.")
+    if source not in FILTER_SOURCES:
+        raise bad_parameter("source", f"unknown source; one of {', '.join(FILTER_SOURCES)}.")
     return source
 
 
@@ -179,6 +180,28 @@ def users():
     return response
 
 
+def _exact_json(body) -> Response:
+    """``body`` with its Decimals as exact JSON numbers (bot.views.exact_json)."""
+    return Response(exact_json.dumps(body), mimetype="application/json")
+
+
+def _users() -> list[str]:
+    """The users a listing covers: the one named by ``user`` (or the caller's own); for an admin
+    who names none, every configured user."""
+    if g.principal.is_admin and not request.args.get("user"):
+        return [u.user_id for u in _config().users]
+    return [_user()]
+
+
+def _paper(account_id: str) -> bool:
+    return any(a.account_id == account_id and a.broker.paper for a in _config().accounts())
+
+
+def _series(store, snapshots, account_id: str) -> dict:
+    cash = store.snapshot_cash([s.id for s in snapshots])
+    return series_json(snapshots, cash, _paper(account_id), _config().settings.base_currency)
+
+
 @bp.get("/balance")
 def balance():
     """``{"netWorth": {ASSET: amount}}``: the caller's holdings summed per asset, unconverted."""
@@ -188,60 +211,74 @@ def balance():
     known = {s.account_id for s in states if s.value is not None or s.holdings}
     history = ctx.manager.history
     missing = sorted(ids - known)
-    return _json({"netWorth": net_worth(states, None if history is None else history.store, missing)})
+    return _exact_json({"netWorth": net_worth(states, None if history is None else history.store, missing)})
 
 
 @bp.get("/balance-snapshots")
 def balance_snapshots():
     """The newest snapshot of each of the caller's accounts, and their sum per currency."""
-    snapshots = _store().latest_snapshots(_visible_account_ids())
+    store = _store()
+    snapshots = store.latest_snapshots(_visible_account_ids())
+    cash = store.snapshot_cash([s.id for s in snapshots])
+    paper = {a.account_id for a in _config().accounts() if a.broker.paper}
     totals: dict = {}
     for s in snapshots:
         totals[s.currency] = EXACT.add(totals[s.currency], s.balance) if s.currency in totals else s.balance
-    return _json({"snapshots": [snapshot_json(s) for s in snapshots],
+    return _json({"snapshots": [snapshot_json(s, cash.get(s.id), s.account_id in paper) for s in snapshots],
+                  "total_count": len(snapshots),
                   "total_balance_by_currency": {c: str(v) for c, v in sorted(totals.items())}})
 
 
 @bp.get("/accounts/<path:account_id>/balance-history")
 def balance_history(account_id: str):
+    """Snapshots captured in [start_date, end_date], oldest first, with the range's change."""
     account_id = _account(account_id)
     source = _source()
     start, end = _range("start_date", "end_date", DEFAULT_HISTORY_DAYS)
-    snapshots = _store().snapshot_history(account_id, start, end, source)
-    return _json(history_json(account_id, snapshots, start, end, source))
+    store = _store()
+    snapshots = store.snapshot_history(account_id, start, end, source)
+    return _json({"account_id": account_id, "start_date": iso(start), "end_date": iso(end), "source": source,
+                  **_series(store, snapshots, account_id)})
 
 
 @bp.get("/accounts/<path:account_id>/balance-snapshots")
 def account_snapshots(account_id: str):
+    """The ``limit`` newest snapshots, newest first, in the balance history's structure."""
     account_id = _account(account_id)
     source, limit = _source(), _limit()
-    snapshots = _store().recent_snapshots(account_id, limit, source)
+    store = _store()
+    snapshots = store.recent_snapshots(account_id, limit, source)
     return _json({"account_id": account_id, "source": source, "limit": limit,
-                  "snapshots": [snapshot_json(s) for s in snapshots]})
+                  **_series(store, snapshots, account_id)})
 
 
 @bp.get("/user_balances")
 def user_balances():
-    """Daily closes of one user, ``from``/``to`` YYYYMMDD (default the last 30 days)."""
-    user = _user()
+    """Daily closes, ``from``/``to`` YYYYMMDD (default the last 30 days), oldest day first: of
+    one user, or for an admin who names none, of every user (by day, then user)."""
+    users = _users()
     start, end = _range("from", "to", DEFAULT_USER_BALANCE_DAYS, days_only=True)
-    closes = _store().daily_closes(user, start, end)
-    return _json(user_balances_json(closes, _config().settings.base_currency))
+    store = _store()
+    closes = sorted((c for user in users for c in store.daily_closes(user, start, end)),
+                    key=lambda c: (c.day, c.user_id))
+    return _exact_json(user_balances_json(closes, _config().settings.base_currency))
 
 
 @bp.get("/account-balances")
 def account_balances():
     """Open-platform ``account-balance`` records of a user's close on ``date`` (``type=day``) or
-    the last close of its month (``type=month``)."""
-    user = _user()
+    the last close of its month (``type=month``); for an admin who names no user, every user's."""
+    users = _users()
     kind = request.args.get("type") or "day"
     if kind not in ("day", "month"):
         raise bad_parameter("type", "type must be 'day' or 'month'.")
     raw = request.args.get("date")
     day = _day("date", raw) if raw else dt.datetime.now(_zone()).date()
     start, end = period(day, kind)
-    closes = _store().daily_closes(user, start, end)
-    return _json(account_balance_records(closes, kind))
+    store, base = _store(), _config().settings.base_currency
+    now = dt.datetime.now(dt.timezone.utc)
+    records = [r for user in users for r in account_balance_records(store.daily_closes(user, start, end), kind, base, now)]
+    return _exact_json(records)
 
 
 @bp.post("/refresh")

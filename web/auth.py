@@ -120,12 +120,25 @@ def new_csrf_token() -> str:
 BAD = object()  # an Authorization header that does not carry a valid token
 
 
+def _presented_token(authorization: str) -> str | None:
+    """The token of an ``Authorization`` header: ``Bearer <token>`` (scheme case-insensitive; the
+    token may contain spaces), or a bare ``<token>`` without scheme and without whitespace, as
+    the source documents send it. None for anything else (another scheme, a bare ``Bearer``)."""
+    value = authorization.strip()
+    scheme, _, rest = value.partition(" ")
+    if scheme.lower() == "bearer":
+        return rest.strip() or None
+    if value and not any(c.isspace() for c in value):
+        return value
+    return None
+
+
 def authenticate(tables: TokenTable, authorization: str | None, session: Mapping, remote_addr: str | None):
-    """The caller's Principal, None when anonymous, or `BAD` for an invalid bearer token."""
+    """The caller's Principal, None when anonymous, or `BAD` for an invalid token (see
+    `_presented_token` for the accepted ``Authorization`` forms)."""
     if authorization is not None:
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = _presented_token(authorization)
+        if not token:
             return BAD
         found = tables.lookup(token)
         if found is None:

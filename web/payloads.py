@@ -221,31 +221,51 @@ class UsersPayload:
 
 
 # --------------------------------------------------------------------------- snapshots & history
+# The snapshot API (docs/api.md): decimals as exact strings, percentages as numbers rounded to
+# 2 places. Net worth values are `Decimal`, written as exact JSON numbers (bot.views.exact_json).
 
 
-def snapshot_json(s: Snapshot) -> dict:
-    return {"id": s.id, "account_id": s.account_id, "balance": _text(s.balance), "currency": s.currency,
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def snapshot_json(s: Snapshot, cash: Decimal | None, paper: bool = False) -> dict:
+    """One snapshot in the snapshot API's shape (docs/api.md). ``cash``: the value of its
+    base-currency holding (None when its per-asset split is unknown); ``paper``: a simulated
+    account, whose whole balance is available (it never has funds on hold)."""
+    holdings = None if cash is None else EXACT.subtract(s.balance, cash)
+    return {"id": str(s.id), "account_id": s.account_id, "balance": _text(s.balance),
+            "available_balance": _text(s.balance) if paper else None,
+            "holdings_value": _text(holdings), "cash_value": _text(cash), "currency": s.currency,
             "source": s.source, "captured_at": iso(s.captured_at), "created_at": iso(s.created_at),
-            "change_amount": _text(s.change_amount),
-            "change_percent": None if s.change_percent is None else round(s.change_percent, 6)}
+            "change_amount": _text(s.change_amount), "change_percent": _percent(s.change_percent)}
 
 
-def history_json(account_id: str, snapshots: list[Snapshot], start: dt.datetime, end: dt.datetime,
-                 source: str | None) -> dict:
-    first = snapshots[0].balance if snapshots else None
-    last = snapshots[-1].balance if snapshots else None
-    change = None if first is None else EXACT.subtract(last, first)
-    percent = None
-    if change is not None and first != 0:
-        percent = round(float(change / first * 100), 6)
-    return {"account_id": account_id, "start_date": iso(start), "end_date": iso(end), "source": source,
-            "snapshots": [snapshot_json(s) for s in snapshots], "start_balance": _text(first),
-            "end_balance": _text(last), "total_change_amount": _text(change), "total_change_percent": percent}
+def series_json(snapshots: list[Snapshot], cash: dict[int, Decimal], paper: bool, currency: str) -> dict:
+    """A list of snapshots of one account with its summary: ``start_balance`` is the earliest
+    snapshot's, ``end_balance`` the latest's, whatever order the list is in (balance history is
+    oldest first, recent snapshots newest first). ``currency`` when the list is empty."""
+    earliest, latest = (min(snapshots, key=_order), max(snapshots, key=_order)) if snapshots else (None, None)
+    change = percent = None
+    if earliest is not None and earliest.currency == latest.currency:
+        change = EXACT.subtract(latest.balance, earliest.balance)
+        if earliest.balance != 0:
+            percent = round(float(change) / float(earliest.balance) * 100, 2)
+    return {"snapshots": [snapshot_json(s, cash.get(s.id), paper) for s in snapshots],
+            "total_count": len(snapshots),
+            "start_balance": None if earliest is None else _text(earliest.balance),
+            "end_balance": None if latest is None else _text(latest.balance),
+            "total_change_amount": _text(change), "total_change_percent": percent,
+            "currency": currency if latest is None else latest.currency}
 
 
-def net_worth(states: list[AccountState], store, missing_ids: list[str]) -> dict[str, str]:
-    """Holdings summed per asset (unconverted) from the current states; accounts without a known
-    state in this process contribute their newest stored snapshot's holdings."""
+def _order(s: Snapshot) -> tuple:
+    return (s.captured_at, s.id)
+
+
+def net_worth(states: list[AccountState], store, missing_ids: list[str]) -> dict[str, Decimal]:
+    """Holdings summed per asset (unconverted, exact) from the current states; accounts without
+    a known state in this process contribute their newest stored snapshot's holdings."""
     totals: dict[str, Decimal] = {}
     for state in states:
         if state.value is None and not state.holdings:
@@ -255,4 +275,4 @@ def net_worth(states: list[AccountState], store, missing_ids: list[str]) -> dict
     if missing_ids and store is not None:
         for asset, amount in store.net_worth_by_currency(missing_ids).items():
             totals[asset] = EXACT.add(totals.get(asset, Decimal(0)), amount)
-    return {asset: str(totals[asset]) for asset in sorted(totals)}
+    return {asset: totals[asset] for asset in sorted(totals)}

@@ -5,17 +5,30 @@ exception carrying one (raise it from a view); `register(app)` turns every HTTPE
 (unknown routes, 405, 401, ...) and every unhandled exception (500) into a problem body. A 500
 says only "Internal Server Error": the exception is logged, never sent (no stack trace, no
 message that could carry a secret).
+
+Every request has a trace id (`trace_id()`): the caller's ``X-Request-ID`` when it is a short
+plain token (letters, digits, ``.``, ``_``, ``-``; at most 64), else a new random UUID. It is in
+every problem body (``trace_id``), in the ``X-Request-ID`` header of every response, and in the
+one log line per request (logger ``web.request``, INFO: method, path without the query string,
+status, duration, trace id; never a header, a token or a query value).
 """
 from __future__ import annotations
 
 import json
 import logging
+import re
+import time
+import uuid
 from http import HTTPStatus
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+request_log = logging.getLogger("web.request")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 PROBLEM_JSON = "application/problem+json"
 ABOUT_BLANK = "about:blank"
@@ -26,12 +39,22 @@ CSRF_FAILED = "/problems/csrf-failed"
 HOST_NOT_ALLOWED = "/problems/host-not-allowed"
 
 
+def trace_id() -> str:
+    """This request's trace id (see the module docstring), chosen on first use."""
+    current = g.get("trace_id")
+    if current is None:
+        sent = request.headers.get(REQUEST_ID_HEADER, "")
+        current = g.trace_id = sent if _REQUEST_ID.fullmatch(sent) else str(uuid.uuid4())
+    return current
+
+
 def problem(status: int, detail: str | None = None, type_: str = ABOUT_BLANK, title: str | None = None,
             headers: dict | None = None, **extensions) -> Response:
     phrase = HTTPStatus(status).phrase
     body = {"type": type_, "title": title or phrase, "status": status,
             "detail": detail or phrase, "instance": request.path if request else None}
     body.update(extensions)
+    body["trace_id"] = trace_id()
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -64,7 +87,27 @@ _DETAILS = {
 }
 
 
+def _start() -> None:
+    g.started = time.perf_counter()
+    trace_id()
+
+
+def _finish(response: Response) -> Response:
+    trace = trace_id()
+    response.headers[REQUEST_ID_HEADER] = trace
+    started = g.get("started")
+    millis = 0.0 if started is None else (time.perf_counter() - started) * 1000
+    request_log.info("%s %s %d %.1fms trace_id=%s", request.method, request.path, response.status_code,
+                     millis, trace)
+    return response
+
+
 def register(app: Flask) -> None:
+    """Problem bodies for every error, and the trace id's hooks. Call it before registering
+    other before_request hooks, so that a problem they raise already has its trace id."""
+    app.before_request(_start)
+    app.after_request(_finish)
+
     @app.errorhandler(ApiProblem)
     def _api_problem(exc: ApiProblem):
         return exc.response()
@@ -81,5 +124,6 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unhandled(exc: Exception):
-        log.error("unhandled %s in %s %s", type(exc).__name__, request.method, request.path, exc_info=exc)
+        log.error("unhandled %s in %s %s trace_id=%s", type(exc).__name__, request.method, request.path,
+                  trace_id(), exc_info=exc)
         return problem(500)

@@ -13,6 +13,7 @@ import sys
 
 from bot.app.argparsing import OneLineParser, UsageError
 from bot.config import ConfigError, load_config
+from bot.views import exact_json
 from bot.views.history_report import account_balance_records, history_table, period, user_balances_json
 from bot.app.manager import MultiAccountBrokerManager
 from bot.views.report import build_report, render_table, report_json
@@ -60,12 +61,12 @@ def history_main(args, manager) -> int:
     if args.export:
         start, end = period(args.date, args.type)
         closes = recorder.store.daily_closes(args.user, start, end)
-        print(json.dumps(account_balance_records(closes, args.type), indent=2))
+        print(exact_json.dumps(account_balance_records(closes, args.type, base), indent=2))
         return EXIT_OK
     today = recorder.today()
     closes = recorder.store.daily_closes(args.history, today - dt.timedelta(days=args.days - 1), today)
     if args.json:
-        print(json.dumps(user_balances_json(closes, base), indent=2))
+        print(exact_json.dumps(user_balances_json(closes, base), indent=2))
     else:
         print(history_table(args.history, closes, base))
     return EXIT_OK

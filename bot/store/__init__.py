@@ -5,6 +5,7 @@ SQLAlchemy 2 on an SQLite file (default, `default_database_url`) or PostgreSQL
 package does no work; `BalanceStore(url)` connects and migrates. See `bot.store.store`.
 """
 from bot.store.records import (
+    FILTER_SOURCES,
     SOURCES,
     Alert,
     AlertIn,
@@ -19,6 +20,6 @@ from bot.store.records import (
 from bot.store.store import BalanceStore, default_database_url
 
 __all__ = [
-    "SOURCES", "Alert", "AlertIn", "AssetRow", "BalanceStore", "DailyClose", "DailyRow", "Snapshot",
+    "FILTER_SOURCES", "SOURCES", "Alert", "AlertIn", "AssetRow", "BalanceStore", "DailyClose", "DailyRow", "Snapshot",
     "SnapshotIn", "Trade", "TradeIn", "default_database_url",
 ]

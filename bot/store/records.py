@@ -13,6 +13,10 @@ from datetime import date, datetime
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 
 SOURCES = ("initial_connection", "account_sync", "manual_sync", "scheduled_sync")
+# Every source a query may filter by: the written ones plus the snapshot API's "holdings_sync"
+# (captured by a per-asset holdings sync), which this store never writes: a filter by it matches
+# nothing. Writing it would need a migration of the ck_snapshots_source constraint.
+FILTER_SOURCES = SOURCES + ("holdings_sync",)
 DAY_STATES = ("provisional", "final", "carried")
 ACCOUNT_STATUSES = ("ok", "stale")
 TRADE_SIDES = ("buy", "sell")
@@ -43,6 +47,11 @@ def check_choice(field: str, value: object, choices: tuple[str, ...]) -> str:
 def check_source(source: object) -> str:
     """A snapshot source (one of `SOURCES`), or ValueError."""
     return check_choice("source", source, SOURCES)
+
+
+def check_filter_source(source: object) -> str:
+    """A source to filter snapshots by (one of `FILTER_SOURCES`), or ValueError."""
+    return check_choice("source", source, FILTER_SOURCES)
 
 
 def check_aware(field: str, value: object) -> datetime:

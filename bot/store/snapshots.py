@@ -154,6 +154,39 @@ def assets_of(connection: Connection, snapshot_id: int) -> tuple[AssetRow, ...]:
     return tuple(AssetRow(*row) for row in rows)
 
 
+def cash(connection: Connection, snapshot_ids: list[int]) -> dict[int, Decimal]:
+    """Snapshot id -> value of its asset row named like its currency (0 without one), for the
+    snapshots that have asset rows at all.
+
+    Two primary-key probes per snapshot, in plain SQL on the transaction's DBAPI cursor (as in
+    `bot.store.timeline`: the 8,640 ids of a 90-day history take ~12 ms so, ~35 ms through SQLAlchemy
+    Core); PostgreSQL takes the ids as one array, SQLite in chunks of bound parameters."""
+    postgres = connection.dialect.name == "postgresql"
+    ids = sorted(set(snapshot_ids))
+    if not ids:
+        return {}
+    select_sql = ("SELECT s.id, (SELECT c.value{cast} FROM snapshot_assets c WHERE c.snapshot_id = s.id "
+                  "AND c.asset = s.currency), EXISTS (SELECT 1 FROM snapshot_assets d WHERE d.snapshot_id = s.id) "
+                  "FROM snapshots s WHERE s.id {match}")
+    if postgres:
+        statements = [(select_sql.format(cast="::text", match="= ANY(%s)"), [ids])]
+    else:
+        statements = [(select_sql.format(cast="", match=f"IN ({', '.join('?' * len(chunk))})"), chunk)
+                      for chunk in _chunks(ids)]
+    out: dict[int, Decimal] = {}
+    zero = Decimal(0)
+    cursor = connection.connection.cursor()
+    try:
+        for sql, params in statements:
+            cursor.execute(sql, params)
+            for snapshot_id, value, detailed in cursor.fetchall():
+                if detailed:
+                    out[snapshot_id] = zero if value is None else Decimal(value)
+    finally:
+        cursor.close()
+    return out
+
+
 def net_worth(connection: Connection, account_ids: Iterable[str]) -> dict[str, Decimal]:
     """Holdings of each account's newest snapshot summed per asset (no conversion). A snapshot
     without per-asset detail counts its balance under its currency."""

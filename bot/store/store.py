@@ -23,7 +23,7 @@ from bot.store.engine import create_store_engine, default_database_url, writer
 from bot.store.migrate import upgrade_to_head
 from bot.store.records import (
     DAY_STATES, SESSION_ID_MAX, Alert, AlertIn, AssetRow, DailyClose, DailyRow, Snapshot, SnapshotIn, Trade,
-    TradeIn, check_aware, check_choice, check_day, check_name, check_source,
+    TradeIn, check_aware, check_choice, check_day, check_filter_source, check_name,
 )
 
 __all__ = ["BalanceStore", "default_database_url"]
@@ -139,7 +139,7 @@ class BalanceStore:
         check_name("account_id", account_id)
         _check_range(start, end, check_aware)
         if source is not None:
-            check_source(source)
+            check_filter_source(source)
         with self._engine.begin() as connection:
             return timeline.history(connection, account_id, start, end, source)
 
@@ -148,7 +148,7 @@ class BalanceStore:
         check_name("account_id", account_id)
         _check_limit(limit, RECENT_LIMIT_MAX)
         if source is not None:
-            check_source(source)
+            check_filter_source(source)
         with self._engine.begin() as connection:
             return timeline.recent(connection, account_id, limit, source)
 
@@ -156,6 +156,16 @@ class BalanceStore:
         """The per-asset detail of a snapshot, by asset name; () if none or no such snapshot."""
         with self._engine.begin() as connection:
             return snapshots.assets_of(connection, snapshot_id)
+
+    def snapshot_cash(self, snapshot_ids: Iterable[int]) -> dict[int, Decimal]:
+        """Snapshot id -> the value of its cash: its holding of its own currency (the base
+        currency), 0 when it holds none. Snapshots without per-asset detail are left out (their
+        split is unknown), as are unknown ids."""
+        ids = list(snapshot_ids)
+        if any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
+            raise ValueError("snapshot ids must be integers")
+        with self._engine.begin() as connection:
+            return snapshots.cash(connection, ids)
 
     def net_worth_by_currency(self, account_ids: Iterable[str]) -> dict[str, Decimal]:
         """Holdings of the newest snapshot of each of `account_ids`, summed per asset, unconverted.

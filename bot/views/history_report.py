@@ -1,42 +1,77 @@
 """Views of the daily closes: the history table, the user-balances JSON and open-platform records.
 
-Only formatting: the daily closes come from the store. Decimals are rendered as strings so no
-amount is rounded by a float on the way out.
+Only formatting: the daily closes come from the store. The JSON shapes follow their source
+documents (docs/api.md): where those have numbers, values are `Decimal` here, written as JSON
+numbers with exactly their digits by `bot.views.exact_json.dumps` (asset amounts exact; values in
+the base currency rounded half-up to its places, 2 for fiat). Unknown is None, never 0.
 
 Open-platform ``account-balance`` mapping: each exchange account of the user (``owner:broker``,
 e.g. ``alice:kraken``) is one *connection* (``connection_id``); each asset held in it is one
 data line (``account_id`` ``alice:kraken:BTC``, ``account_currency`` BTC, ``account_balance``
 the amount of that asset). A ``day`` record holds that day's close; a ``month`` record holds the
-month's last daily close.
+month's last daily close. ``balance_date`` is the close's calendar day (in settings.timezone)
+written as the document writes dates (``2020-11-02T00:00:00.000Z``).
 """
 from __future__ import annotations
 
 import calendar
 import datetime as dt
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-from bot.views.report import RULE, THIN, format_money
+from bot.views.report import RULE, THIN, decimals_for, format_money
 from bot.store import DailyClose
+from bot.store.records import EXACT
 
 ORIGIN = "multibalance"
+RECORD_CLASS = "account-balance"  # the document's field table: object_class names the data schema
 
 
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+def money(value: Decimal | None, currency: str) -> Decimal | None:
+    """``value`` rounded half-up to ``currency``'s places (exactly, at any magnitude)."""
+    if value is None:
+        return None
+    return value.quantize(Decimal(1).scaleb(-decimals_for(currency)), rounding=ROUND_HALF_UP, context=EXACT)
+
+
+def iso_millis(value: dt.datetime) -> str:
+    """``2020-11-02T11:00:02.617Z``: UTC with milliseconds, as the source documents write instants."""
+    return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def close_id(close: DailyClose) -> str:
+    """The key of a user's day: ``<user>-<YYYYMMDD>`` (unique: one close per user and day)."""
+    return f"{close.user_id}-{close.day:%Y%m%d}"
+
+
+def _portfolios(close: DailyClose, base_currency: str) -> list[dict]:
+    """One entry per exchange account of the close: the sum of its known row values."""
+    values: dict[str, Decimal | None] = {}
+    for row in close.rows:
+        known = values.get(row.account_id)
+        if row.value is not None:
+            values[row.account_id] = row.value if known is None else EXACT.add(known, row.value)
+        else:
+            values.setdefault(row.account_id, None)
+    time = iso_millis(close.updated_at)
+    return [{"portfolio": account_id, "currency": base_currency, "value": money(value, base_currency),
+             "time": time} for account_id, value in values.items()]
 
 
 def user_balances_json(closes: list[DailyClose], base_currency: str) -> list[dict]:
-    """The ``/api/user_balances`` shape, oldest day first, with each row's ``state``."""
+    """The ``/api/user_balances`` shape of ``closes`` in their order, with each row's ``state``."""
     result = []
     for close in closes:
         result.append({
+            "id": close_id(close),
             "user": close.user_id,
             "day": close.day.strftime("%Y%m%d"),
             "state": close.state,
             "baseCurrency": base_currency,
-            "totalBalance": {"amount": _text(close.total), "currency": base_currency},
-            "accountBalances": [{"account": r.account_id, "asset": r.asset, "amount": _text(r.amount),
-                                 "value": _text(r.value), "status": r.account_status} for r in close.rows],
+            "totalBalance": {"amount": money(close.total, base_currency), "currency": base_currency},
+            "portfolioBalances": _portfolios(close, base_currency),
+            "accountBalances": [{"account": r.account_id, "asset": r.asset, "amount": r.amount,
+                                 "value": money(r.value, base_currency), "status": r.account_status}
+                                for r in close.rows],
         })
     return result
 
@@ -63,32 +98,35 @@ def period(date: dt.date, kind: str) -> tuple[dt.date, dt.date]:
     raise ValueError(f"type must be 'day' or 'month', got {kind!r}")
 
 
-def account_balance_records(closes: list[DailyClose], kind: str, now: dt.datetime | None = None) -> list[dict]:
+def account_balance_records(closes: list[DailyClose], kind: str, base_currency: str,
+                            now: dt.datetime | None = None) -> list[dict]:
     """Open-platform ``account-balance`` records of the last close in ``closes`` (one per connection)."""
     if not closes:
         return []
     close = closes[-1]
-    created = (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds")
+    created = iso_millis(now or dt.datetime.now(dt.timezone.utc))
     by_account: dict[str, list] = {}
     for row in close.rows:
         by_account.setdefault(row.account_id, []).append(row)
     records = []
     for account_id, rows in by_account.items():
+        broker = account_id.split(":", 1)[1]
         records.append({
             "object_creation_date": created,
             "object_type": kind,
-            "object_class": "balance",
+            "object_class": RECORD_CLASS,
             "object_category": "account-balance",
             "object_origin": ORIGIN,
             "object_origin_category": "crypto-exchange",
-            "object_origin_type": account_id.split(":", 1)[1],
-            "balance_date": close.day.isoformat(),
+            "object_origin_type": broker,
+            "balance_date": f"{close.day.isoformat()}T00:00:00.000Z",
             "user": close.user_id,
             "connection_id": account_id,
+            "currency": base_currency,
             "data": [{"account_id": f"{account_id}:{r.asset}",
-                      "account_name": f"{account_id.split(':', 1)[1].upper()} {r.asset}",
+                      "account_name": f"{broker.upper()} {r.asset}",
                       "account_currency": r.asset,
                       "account_active": True,
-                      "account_balance": str(r.amount)} for r in rows],
+                      "account_balance": r.amount} for r in rows],
         })
     return records
