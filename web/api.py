@@ -193,13 +193,14 @@ def _users() -> list[str]:
     return [_user()]
 
 
-def _paper(account_id: str) -> bool:
-    return any(a.account_id == account_id and a.broker.paper for a in _config().accounts())
+def _paper_ids() -> set[str]:
+    """The simulated accounts (their whole balance is available: see docs/api.md)."""
+    return {a.account_id for a in _config().accounts() if a.broker.paper}
 
 
 def _series(store, snapshots, account_id: str) -> dict:
     cash = store.snapshot_cash([s.id for s in snapshots])
-    return series_json(snapshots, cash, _paper(account_id), _config().settings.base_currency)
+    return series_json(snapshots, cash, account_id in _paper_ids(), _config().settings.base_currency)
 
 
 @bp.get("/balance")
@@ -220,7 +221,7 @@ def balance_snapshots():
     store = _store()
     snapshots = store.latest_snapshots(_visible_account_ids())
     cash = store.snapshot_cash([s.id for s in snapshots])
-    paper = {a.account_id for a in _config().accounts() if a.broker.paper}
+    paper = _paper_ids()
     totals: dict = {}
     for s in snapshots:
         totals[s.currency] = EXACT.add(totals[s.currency], s.balance) if s.currency in totals else s.balance
