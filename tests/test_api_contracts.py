@@ -198,3 +198,15 @@ def test_authorization_without_scheme(app):
         response = client.get("/api/balance", headers={"Authorization": header})
         assert response.status_code == 401, header
         assert response.get_json()["trace_id"]
+
+
+def test_problems_built_outside_the_api_get_the_trace_id_too(app, monkeypatch):
+    import bot.app.ops
+
+    def broken(manager):
+        raise RuntimeError("rendering failed")
+
+    monkeypatch.setattr(bot.app.ops, "render_metrics", broken)  # /metrics' body comes from bot.app.ops
+    response = get(app, "/metrics", status=500)
+    body = response.get_json()
+    assert body["title"] == "Internal Server Error" and body["trace_id"] == response.headers["X-Request-ID"]

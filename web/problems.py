@@ -95,11 +95,24 @@ def _start() -> None:
 def _finish(response: Response) -> Response:
     trace = trace_id()
     response.headers[REQUEST_ID_HEADER] = trace
+    if response.mimetype == PROBLEM_JSON and not response.direct_passthrough:
+        _stamp(response, trace)
     started = g.get("started")
     millis = 0.0 if started is None else (time.perf_counter() - started) * 1000
     request_log.info("%s %s %d %.1fms trace_id=%s", request.method, request.path, response.status_code,
                      millis, trace)
     return response
+
+
+def _stamp(response: Response, trace: str) -> None:
+    """Add ``trace_id`` to a problem body built elsewhere (`bot.app.ops` serves the monitor too)."""
+    try:
+        body = json.loads(response.get_data())
+    except ValueError:
+        return
+    if isinstance(body, dict) and "trace_id" not in body:
+        body["trace_id"] = trace
+        response.set_data(json.dumps(body))
 
 
 def register(app: Flask) -> None:
