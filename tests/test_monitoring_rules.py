@@ -244,12 +244,12 @@ def test_json_and_alertmanager_shapes():
     ({"drop_window_minutes": 0}, "field 'alerts.drop_window_minutes': must be > 0"),
     ({"hysteresis_percent": 80}, "field 'alerts.hysteresis_percent': must be <= 50"),
     ({"error_reads": 0}, "field 'alerts.error_reads': must be >= 1"),
-    ({"error_reads": 1.5}, "field 'alerts.error_reads': must be a number, not Decimal"),
+    ({"error_reads": 1.5}, "field 'alerts.error_reads': must be a whole number, got 1.5 (allowed: 1 to 1000)"),
     ({"webhooks": [{"url": "ftp://x"}]}, "field 'alerts.webhooks[0].url': must start with http"),
     ({"webhooks": [{"url": "http://x", "format": "xml"}]}, "field 'alerts.webhooks[0].format': must be one of"),
     ({"webhooks": [{"format": "json"}]}, "field 'alerts.webhooks[0].url': is required"),
     ({"webhooks": {"url": "http://x"}}, "field 'alerts.webhooks': must be a list"),
-    ({"webhook_retries": 20}, "field 'alerts.webhook_retries': must be from 0 to 10"),
+    ({"webhook_retries": 20}, "field 'alerts.webhook_retries': must be <= 10, got 20 (allowed: 0 to 10)"),
     ({"webhook_timeout_seconds": 0}, "field 'alerts.webhook_timeout_seconds': must be > 0"),
     ({"alertmanager_url": "localhost:9093"}, "field 'alerts.alertmanager_url': must start with http"),
     ({"low_balanse": 5}, "field 'alerts.low_balanse': unknown field"),
@@ -291,4 +291,5 @@ def test_the_cli_refuses_a_bad_alerts_setting_with_exit_status_2(config):
     result = subprocess.run([sys.executable, "scripts/show_user_balances.py", "--config", str(config.root)],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"error: {config.root / 'settings.json'}: field 'alerts.drop_percent': must be > 0, got -3"
+    assert result.stderr.strip() == (f"error: {config.root / 'settings.json'}: field 'alerts.drop_percent': must be > 0, "
+                                     f"got -3 (allowed: more than 0, at most 100 percent)")

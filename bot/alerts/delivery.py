@@ -10,7 +10,8 @@ Sinks: `StoreSink` (the alert log in the store), `CallbackSink` (``subscribe(cal
 (``POST {alertmanager_url}/api/v2/alerts``, all queued events in one request). HTTP attempts
 have a timeout; a failed attempt (connection error, timeout, 429, 5xx) is retried
 ``webhook_retries`` times with a doubling backoff; other 4xx answers are not retried. Webhook
-URLs are logged by scheme and host only (their paths often carry tokens).
+URLs are logged by scheme and host only (their paths often carry tokens), by this module and,
+through `install_log_redaction`, by urllib3's debug log.
 
 Counters (`delivered`, `failed`, `dropped`) are written by the sink's own thread (or, for
 `dropped`, under ``_count_lock``) and are read without a lock as monotonic ints.
@@ -27,7 +28,8 @@ import requests
 
 from bot.alerts.model import AlertEvent, utc
 from bot.core.queues import next_batch
-from bot.config.alerts import AlertSettings, Webhook, redact_url
+from bot.config.alerts import AlertSettings, Webhook
+from bot.core.secrets import install_log_redaction, redact_url
 from bot.store import AlertIn, BalanceStore
 
 log = logging.getLogger(__name__)
@@ -188,6 +190,7 @@ class _HttpSink(Sink):
         self._timeout = settings.webhook_timeout_seconds
         self._retries = settings.webhook_retries
         self._backoff = settings.webhook_retry_backoff_seconds
+        install_log_redaction()  # urllib3 logs each request's path at DEBUG: the webhook's token
         self._session = requests.Session()
 
     def post(self, body, what: str) -> bool:

@@ -13,6 +13,7 @@ import sys
 
 from bot.app.argparsing import OneLineParser, UsageError
 from bot.config import ConfigError, load_config
+from bot.core.secrets import install_log_redaction
 from bot.views import exact_json
 from bot.views.history_report import account_balance_records, history_table, period, user_balances_json
 from bot.app.manager import MultiAccountBrokerManager
@@ -74,6 +75,7 @@ def history_main(args, manager) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     try:
         args = parser().parse_args(argv)
         config = load_config(args.config)

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from bot.config.fields import ConfigError, Fields
+from bot.config.formats import url_problem
+from bot.core.secrets import redact_url
 
 RULE_FIELDS = ("low_balance", "drop_percent", "drop_window_minutes", "cooldown_minutes", "hysteresis_percent",
                "error_reads", "stale_minutes")
@@ -88,7 +90,8 @@ class Webhook:
 
 @dataclass(frozen=True)
 class AlertSettings:
-    """Every alert setting: the default rules, per-user rules, and delivery."""
+    """Every alert setting: the default rules, per-user rules, and delivery. Its repr shows
+    webhook and Alertmanager URLs by scheme and host only (their paths may carry tokens)."""
 
     rules: RuleSettings = field(default_factory=RuleSettings)
     user_rules: Mapping[str, RuleSettings] = field(default_factory=dict)
@@ -101,62 +104,41 @@ class AlertSettings:
     def rules_for(self, owner: str) -> RuleSettings:
         return self.user_rules.get(owner, self.rules)
 
+    def __repr__(self) -> str:
+        manager = None if self.alertmanager_url is None else redact_url(self.alertmanager_url)
+        return (f"AlertSettings(rules={self.rules!r}, user_rules={len(self.user_rules)}, webhooks={self.webhooks!r}, "
+                f"webhook_timeout_seconds={self.webhook_timeout_seconds}, webhook_retries={self.webhook_retries}, "
+                f"alertmanager_url={manager!r})")
 
-def redact_url(url: str) -> str:
-    """Scheme and host of ``url`` only (paths and queries of webhook URLs may hold tokens)."""
-    scheme, _, rest = url.partition("://")
-    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
-    return f"{scheme}://{host}/…" if rest else url
 
 
 # --------------------------------------------------------------------------- parsing
 
 
-def _decimal(f: Fields, name: str, above: bool, maximum: Decimal | None = None) -> Decimal | None:
-    """The field as a Decimal >= 0 (> 0 when ``above``), at most ``maximum``; None when null."""
-    if f.data[name] is None:
-        return None
-    value = Decimal(f.get(name, (int, Decimal)))
-    if not value.is_finite() or value < 0 or (above and value == 0):
-        raise f.error(name, f"must be {'>' if above else '>='} 0, got {value}")
-    if maximum is not None and value > maximum:
-        raise f.error(name, f"must be <= {maximum}, got {value}")
-    return value
-
-
 def _rules(f: Fields, base: RuleSettings) -> RuleSettings:
     """``base`` with the rule fields present in ``f`` (null: off for the optional rules)."""
     changes: dict[str, Any] = {}
-    if "low_balance" in f.data:
-        changes["low_balance"] = _decimal(f, "low_balance", above=True)
-    if "drop_percent" in f.data:
-        changes["drop_percent"] = _decimal(f, "drop_percent", above=True, maximum=HUNDRED)
-    if "hysteresis_percent" in f.data:
-        if f.data["hysteresis_percent"] is None:
-            raise f.error("hysteresis_percent", "must be a number (0 for none)")
-        changes["hysteresis_percent"] = _decimal(f, "hysteresis_percent", above=False, maximum=Decimal(50))
-    for name, above in (("drop_window_minutes", True), ("cooldown_minutes", False)):
-        if name in f.data:
-            if f.data[name] is None:
-                raise f.error(name, "must be a number")
-            changes[name] = f.number(name, None, above=above)
-    if "stale_minutes" in f.data:
-        changes["stale_minutes"] = None if f.data["stale_minutes"] is None else f.number("stale_minutes", None, above=True)
-    if "error_reads" in f.data:
-        reads = f.data["error_reads"]
-        if reads is not None:
-            reads = f.get("error_reads", int)
-            if reads < 1:
-                raise f.error("error_reads", f"must be >= 1, got {reads}")
-        changes["error_reads"] = reads
+    for name in ("low_balance", "drop_percent", "stale_minutes", "error_reads"):  # null: off
+        if name in f.data and f.data[name] is None:
+            changes[name] = None
+    for name in ("hysteresis_percent", "drop_window_minutes", "cooldown_minutes"):
+        if name in f.data and f.data[name] is None:
+            raise f.error(name, "must be a number (0 for none)" if name == "hysteresis_percent" else "must be a number")
+    present = {name for name in f.data if name not in changes}
+    for name in ("low_balance", "drop_percent", "hysteresis_percent"):
+        if name in present:
+            changes[name] = f.decimal(name, None)
+    for name in ("drop_window_minutes", "cooldown_minutes", "stale_minutes"):
+        if name in present:
+            changes[name] = f.number(name, None)
+    if "error_reads" in present:
+        changes["error_reads"] = f.whole("error_reads", 3)
     return replace(base, **changes)
 
 
 def _url(f: Fields, name: str) -> str | None:
-    url = f.text(name)
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise f.error(name, "must start with http:// or https://")
-    return url
+    """The URL in ``f`` (a webhook or Alertmanager URL: a secret, never echoed)."""
+    return f.checked(name, f.text(name), url_problem)
 
 
 def _webhooks(f: Fields) -> tuple[Webhook, ...]:
@@ -191,9 +173,7 @@ def _parse(settings_alerts, user_alerts, directory: Path) -> AlertSettings:
     f = Fields(directory / "settings.json", dict(settings_alerts), "alerts.")
     f.check_known(set(RULE_FIELDS) | set(DELIVERY_FIELDS))
     rules = _rules(f, RuleSettings())
-    retries = f.get("webhook_retries", int, 2)
-    if retries < 0 or retries > 10:
-        raise f.error("webhook_retries", f"must be from 0 to 10, got {retries}")
+    retries = f.whole("webhook_retries", 2)
     user_rules = {}
     for user_id, raw in user_alerts.items():
         if not raw:
@@ -208,8 +188,8 @@ def _parse(settings_alerts, user_alerts, directory: Path) -> AlertSettings:
         rules=rules,
         user_rules=user_rules,
         webhooks=_webhooks(f),
-        webhook_timeout_seconds=f.number("webhook_timeout_seconds", 5, above=True),
+        webhook_timeout_seconds=f.number("webhook_timeout_seconds", 5.0),
         webhook_retries=retries,
-        webhook_retry_backoff_seconds=f.number("webhook_retry_backoff_seconds", 1),
+        webhook_retry_backoff_seconds=f.number("webhook_retry_backoff_seconds", 1.0),
         alertmanager_url=(_url(f, "alertmanager_url") or "").rstrip("/") or None,
     )

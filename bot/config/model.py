@@ -2,10 +2,13 @@
 
 Built only by `bot.config.load.load_config`; every section is parsed and validated once there.
 ``Settings.alerts`` and ``Settings.web`` are the typed `AlertSettings` and `WebSettings`.
+No ``repr`` or ``str`` here prints a secret: credentials, ``web.secret_key``, token hashes, the
+password of ``database_url`` and the paths of webhook and Alertmanager URLs are withheld.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
@@ -73,6 +76,19 @@ class Settings:
         limit = self.rate_limits.get(exchange)
         return None if limit is None else limit.public_min_interval_seconds
 
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.database_url is not None:
+            shown["database_url"] = redact_password(self.database_url)
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+
+
+
+def redact_password(url: str) -> str:
+    """A database URL with its password (``user:PASSWORD@`` or ``?password=``) replaced by ``***``."""
+    url = re.sub(r"(://[^/@:]*:)[^/]*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
+
 
 @dataclass(frozen=True, repr=False)
 class BrokerConfig:
@@ -130,6 +146,11 @@ class Config:
 
     def enabled_users(self) -> tuple[UserConfig, ...]:
         return tuple(u for u in self.users if u.enabled)
+
+    def __repr__(self) -> str:  # short (a thousand users), and nothing secret
+        return (f"Config(directory={str(self.directory)!r}, master={self.master is not None}, "
+                f"users={len(self.users)}, settings={self.settings!r})")
+
 
     def accounts(self) -> tuple[AccountConfig, ...]:
         """Every enabled account: the master's first, then each enabled user's, in file order."""

@@ -1,12 +1,13 @@
 """``settings.json``: parsed into `Settings` (the ``alerts`` and ``web`` sections by their own modules)."""
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config.alerts import parse_alert_settings
 from bot.config.fields import Fields, read_json
+from bot.config.files import ABSENT, file_kind
+from bot.config.formats import currency_problem, timezone_problem
 from bot.config.model import DEFAULT_PEGS, MetricsSettings, RateLimit, Settings, UserConfig
 from bot.config.web import parse_web_settings
 from bot.exchanges.catalog import is_exchange_id
@@ -20,9 +21,9 @@ SETTINGS_FIELDS = {"base_currency", "cache_ttl_seconds", "database_url", "timezo
 def parse_settings(path: Path, users: tuple[UserConfig, ...]) -> Settings:
     """``path`` (absent: the defaults) as `Settings`; ``users`` supply the token roles of ``web``
     and the per-user ``alerts`` overrides. Raises ConfigError."""
-    f = Fields(path, read_json(path) if path.exists() else {})
+    f = Fields(path, {} if file_kind(path) == ABSENT else read_json(path))
     f.check_known(SETTINGS_FIELDS)
-    timezone = f.text("timezone", "UTC")
+    timezone = f.checked("timezone", f.text("timezone", "UTC"), timezone_problem)
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -33,44 +34,36 @@ def parse_settings(path: Path, users: tuple[UserConfig, ...]) -> Settings:
         if not is_exchange_id(exchange):
             raise rate.error(exchange, "is not a ccxt exchange id")
         entry = rate.obj(exchange)
+        entry.section = "rate_limits.*."
         entry.check_known({"min_interval_seconds", "public_min_interval_seconds"})
         limits[exchange] = RateLimit(
-            min_interval_seconds=entry.number("min_interval_seconds", None) if "min_interval_seconds" in entry.data else None,
-            public_min_interval_seconds=(entry.number("public_min_interval_seconds", None)
-                                         if "public_min_interval_seconds" in entry.data else None),
+            min_interval_seconds=entry.number("min_interval_seconds", None),
+            public_min_interval_seconds=entry.number("public_min_interval_seconds", None),
         )
-    workers = f.get("max_workers", int, 16)
-    if workers < 1:
-        raise f.error("max_workers", f"must be >= 1, got {workers}")
-    retries = f.get("retries", int, 2)
-    if retries < 0:
-        raise f.error("retries", f"must be >= 0, got {retries}")
     return Settings(
         base_currency=_currency_code(f, "base_currency", "USD"),
-        cache_ttl_seconds=f.number("cache_ttl_seconds", 120, above=True),
+        cache_ttl_seconds=f.number("cache_ttl_seconds", 120.0),
         database_url=f.text("database_url"),
         timezone=timezone,
         alerts=parse_alert_settings(f.get("alerts", dict, {}), {u.user_id: u.alerts for u in users}, path.parent),
         rate_limits=limits,
         web=parse_web_settings(f.get("web", dict, {}), path, {u.user_id for u in users}),
         metrics=_metrics(f),
-        max_workers=workers,
-        request_timeout_seconds=f.number("request_timeout_seconds", 10, above=True),
-        retries=retries,
+        max_workers=f.whole("max_workers", 16),
+        request_timeout_seconds=f.number("request_timeout_seconds", 10.0),
+        retries=f.whole("retries", 2),
         retry_backoff_seconds=f.number("retry_backoff_seconds", 0.5),
-        first_read_timeout_seconds=f.number("first_read_timeout_seconds", 60, above=True),
+        first_read_timeout_seconds=f.number("first_read_timeout_seconds", 60.0),
         price_pegs=_pegs(f),
-        snapshot_interval_minutes=f.number("snapshot_interval_minutes", 15, above=True),
-        retention_days=f.number("retention_days", 90, above=True),
+        snapshot_interval_minutes=f.number("snapshot_interval_minutes", 15.0),
+        retention_days=f.number("retention_days", 90.0),
     )
 
 
 def _metrics(f: Fields) -> MetricsSettings:
     metrics = f.obj("metrics")
     metrics.check_known({"assets", "max_user_accounts"})
-    limit = metrics.get("max_user_accounts", int, MetricsSettings.max_user_accounts)
-    if limit < 0:
-        raise metrics.error("max_user_accounts", f"must be >= 0, got {limit}")
+    limit = metrics.whole("max_user_accounts", MetricsSettings.max_user_accounts)
     return MetricsSettings(assets=metrics.get("assets", bool, True), max_user_accounts=limit)
 
 
@@ -80,16 +73,15 @@ def _pegs(f: Fields) -> dict[str, str]:
     pegs = f.obj("price_pegs")
     result = {}
     for stable, fiat in pegs.data.items():
-        if not isinstance(fiat, str) or not fiat.isalnum():
-            raise pegs.error(stable, f"must be a currency code such as USD, got {fiat!r}")
-        result[stable.upper()] = fiat.upper()
+        problem = currency_problem(stable)
+        if problem is not None:
+            raise pegs.error("<key>", f"each key {problem}")
+        result[stable.upper()] = _currency_code(pegs, stable, None)
     return result
 
 
-def _currency_code(f: Fields, name: str, default: str) -> str:
-    code = f.text(name, default)
-    if not code.isalnum():
-        raise f.error(name, f"must be a currency code such as USD, got {code!r}")
+def _currency_code(f: Fields, name: str, default: str | None) -> str:
+    code = f.checked(name, f.get(name, str, default, required=default is None), currency_problem)
     return code.upper()
 
 

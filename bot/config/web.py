@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Mapping
 
 from bot.config.fields import ConfigError, Fields
+from bot.config.ranges import NUMBER_RANGES
 
 ADMIN = "admin"
 WEB_FIELDS = {"tokens", "secret_key", "rate_limit_per_minute", "sample_trades", "recent_trades",
@@ -41,7 +42,7 @@ WEB_FIELDS = {"tokens", "secret_key", "rate_limit_per_minute", "sample_trades", 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*")
 ALLOWED_HOSTS_MAX = 100
-RECENT_TRADES_MAX = 50
+RECENT_TRADES_MAX = int(NUMBER_RANGES["web.recent_trades"].high)
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,8 @@ def _parse(f: Fields, users: set[str]) -> WebSettings:
         if role != ADMIN and role not in users:
             raise raw_tokens.error(digest[:8] + "...", f"must be 'admin' or a configured user id, got {role!r}")
         tokens[digest.lower()] = role
-    limit = f.get("rate_limit_per_minute", int, 100)
-    if limit < 1:
-        raise f.error("rate_limit_per_minute", f"must be >= 1, got {limit}")
-    recent = f.get("recent_trades", int, 5)
-    if not 0 <= recent <= RECENT_TRADES_MAX:
-        raise f.error("recent_trades", f"must be from 0 to {RECENT_TRADES_MAX}, got {recent}")
+    limit = f.whole("rate_limit_per_minute", 100)
+    recent = f.whole("recent_trades", 5)
     secret = f.get("secret_key", str, None)
     if secret is not None and len(secret) < 16:
         raise f.error("secret_key", "must be at least 16 characters")
@@ -98,10 +95,10 @@ def _parse(f: Fields, users: set[str]) -> WebSettings:
         rate_limit_per_minute=limit,
         sample_trades=f.get("sample_trades", bool, False),
         recent_trades=recent,
-        payload_max_age_seconds=f.number("payload_max_age_seconds", 5, above=True),
+        payload_max_age_seconds=f.number("payload_max_age_seconds", 5.0),
         public_metrics=f.get("public_metrics", bool, False),
         secure_cookies=f.get("secure_cookies", bool, False),
-        session_hours=f.number("session_hours", 12, above=True),
+        session_hours=f.number("session_hours", 12.0),
         allowed_hosts=_allowed_hosts(f),
     )
 

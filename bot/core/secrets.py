@@ -2,12 +2,16 @@
 
 `Secret` wraps a credential string: ``str``, ``repr`` and ``format`` all give ``***``; only
 ``reveal()`` returns the value, and only the code that signs requests calls it. `redact` removes
-known secret values from text (exception messages) before it is stored or shown.
+known secret values from text (exception messages) before it is stored or shown. `redact_url`
+shows a URL as scheme and host only (webhook and Alertmanager URLs carry tokens in their paths).
+`install_log_redaction` keeps URL paths and queries out of urllib3's debug log lines; every entry
+point calls it (it is idempotent), and so do the modules that make HTTP sessions.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 
 MASK = "***"
@@ -88,8 +92,60 @@ class WithholdRequestDetails(logging.Filter):
 
 
 def ccxt_logger() -> logging.Logger:
-    """The logger handed to every ccxt instance; it never records credentials."""
+    """The logger handed to every ccxt instance; it never records credentials (nor does urllib3
+    below it record signed query strings: see `install_log_redaction`)."""
+    install_log_redaction()
     logger = logging.getLogger("bot.ccxt")
     if not any(isinstance(f, WithholdRequestDetails) for f in logger.filters):
         logger.addFilter(WithholdRequestDetails())
     return logger
+
+
+def redact_url(url: str) -> str:
+    """Scheme and host (with port) of ``url``, the rest withheld: ``https://hooks.slack.com/…``.
+
+    A user name and password are dropped too (even one with a ``/`` in it); text that is not
+    ``scheme://...``, or whose host is not a plain host name or address, is withheld whole.
+    """
+    scheme, separator, rest = str(url).partition("://")
+    if not separator or not scheme.isalnum():
+        return "…"
+    host = re.split(r"[/?#\\]", rest.rsplit("@", 1)[-1], maxsplit=1)[0]
+    return f"{scheme}://{host if _PLAIN_HOST.fullmatch(host) else '…'}/…"
+
+
+_PLAIN_HOST = re.compile(r"(?:[A-Za-z0-9._-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?")
+
+
+# A URL, its user part, path and query to be withheld; a path logged on its own ("/hook/token").
+_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://(?:[^\s/?#@'\"]*@)?([^\s/?#'\"]*)[^\s'\"]*")
+URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry")
+
+
+def withhold_url_paths(text: str) -> str:
+    """``text`` with every URL cut to scheme and host (``https://host/…``)."""
+    return _URL.sub(r"\1://\2/…", text)
+
+
+class WithholdUrlPaths(logging.Filter):
+    """For urllib3's loggers: URL paths, queries and user parts withheld from the message. At
+    DEBUG urllib3 logs each request's path as an argument of its own (the request line, retries,
+    redirects), and a webhook's path is its token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        args = tuple("/…" if isinstance(a, str) and a.startswith("/") else a for a in args)
+        try:
+            message = str(record.msg) % args if args else str(record.msg)
+        except Exception:  # a record that cannot be formatted is not shown with its arguments
+            message = str(record.msg)
+        record.msg, record.args = withhold_url_paths(message), ()
+        return True
+
+
+def install_log_redaction() -> None:
+    """Put `WithholdUrlPaths` on urllib3's loggers (once; safe to call from every entry point)."""
+    for name in URLLIB3_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, WithholdUrlPaths) for f in logger.filters):
+            logger.addFilter(WithholdUrlPaths())
