@@ -17,9 +17,9 @@ from bot.store.records import (
     Trade,
     TradeIn,
 )
-from bot.store.store import BalanceStore, default_database_url
+from bot.store.store import BalanceStore, StoreOpenError, default_database_url
 
 __all__ = [
     "FILTER_SOURCES", "SOURCES", "Alert", "AlertIn", "AssetRow", "BalanceStore", "DailyClose", "DailyRow", "Snapshot",
-    "SnapshotIn", "Trade", "TradeIn", "default_database_url",
+    "SnapshotIn", "StoreOpenError", "Trade", "TradeIn", "default_database_url",
 ]

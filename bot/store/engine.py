@@ -17,16 +17,29 @@ concurrent writers queue instead of deadlocking on a read-to-write upgrade.
 PostgreSQL through psycopg 3 (``postgresql://`` URLs are read as ``postgresql+psycopg://``);
 sessions in UTC; READ COMMITTED, with the locks a write takes documented where it takes them.
 Both get a connection pool; the engine is thread-safe, connections are not shared.
+
+Opening a store checks the database first (`check_database`): an SQLite file gets SQLite's
+``PRAGMA quick_check`` (every page of every table and index), stopped after
+`QUICK_CHECK_SECONDS` on a file too large to check that fast, so a file with garbage in any page
+is refused before anything writes to it. Every failure to open is a `StoreOpenError`, whose
+message is one line naming the database (the file, or user, host and database name without
+the password) and the reason.
 """
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_SECONDS = 30
+RESTORE = "; restore it from a backup or move it away"
+QUICK_CHECK_SECONDS = 2.0  # ~1 GB of a cached file; a larger one is checked as far as that gets
 _WRITE_OPTION = "multibalance_write"
 
 # Key of the PostgreSQL transaction-level advisory lock (pg_advisory_xact_lock) taken by migrations.
@@ -119,3 +132,62 @@ def _postgresql_connect(dbapi_connection, connection_record) -> None:
 def _sqlite_begin(connection) -> None:
     write = connection.get_execution_options().get(_WRITE_OPTION, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class StoreOpenError(Exception):
+    """The database cannot be opened: unreachable, unreadable, not a database, or damaged.
+    ``str()`` is one line naming the database and the reason (never a password)."""
+
+
+def database_name(url: str) -> str:
+    """How errors name the database of ``url``: the SQLite file, else the URL without password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or url
+    return parsed.render_as_string(hide_password=True)
+
+
+def open_error(url: str, exc: BaseException) -> StoreOpenError:
+    """`StoreOpenError` for ``exc`` raised while opening ``url`` (the driver's first line as reason)."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    reason = lines[0].strip() if lines else type(cause).__name__
+    if isinstance(cause, sqlite3.DatabaseError) and not isinstance(cause, sqlite3.OperationalError):
+        if "not a database" in reason:
+            reason = f"not an SQLite database, or damaged in its first page ({reason})"
+        else:
+            reason = f"the file is damaged ({reason}){RESTORE}"
+    return StoreOpenError(f"{database_name(url)}: {reason}")
+
+
+def check_database(engine: Engine, url: str) -> None:
+    """Connect once; for SQLite also run ``PRAGMA quick_check`` within `QUICK_CHECK_SECONDS`.
+    Raises `StoreOpenError` (see the module docstring)."""
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                _quick_check(connection.connection.driver_connection, url)
+            else:
+                connection.exec_driver_sql("SELECT 1")
+    except (DBAPIError, sqlite3.Error) as exc:
+        raise open_error(url, exc) from None
+
+
+def _quick_check(raw: sqlite3.Connection, url: str) -> None:
+    """``PRAGMA quick_check`` on the raw connection, interrupted at the deadline (then passed)."""
+    deadline = time.monotonic() + QUICK_CHECK_SECONDS
+    raw.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+    try:
+        rows = raw.execute("PRAGMA quick_check(1)").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "interrupt" not in str(exc):
+            raise
+        log.info("%s: integrity check stopped after %g s (a large file); opened as far as checked",
+                 database_name(url), QUICK_CHECK_SECONDS)
+        return
+    finally:
+        raw.set_progress_handler(None, 0)
+    found = [line for row in rows for line in str(row[0]).splitlines() if line.strip() and not line.startswith("***")]
+    if found != ["ok"]:
+        raise StoreOpenError(f"{database_name(url)}: the file is damaged (integrity check: "
+                             f"{found[0] if found else 'no answer'}){RESTORE}")

@@ -17,16 +17,18 @@ from decimal import Decimal
 from typing import Iterable, Sequence
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from bot.store import daily, journal, sessions, snapshots, timeline
-from bot.store.engine import create_store_engine, default_database_url, writer
+from bot.store.engine import (StoreOpenError, check_database, create_store_engine, default_database_url, open_error,
+                              writer)  # StoreOpenError: re-exported
 from bot.store.migrate import upgrade_to_head
 from bot.store.records import (
     DAY_STATES, SESSION_ID_MAX, Alert, AlertIn, AssetRow, DailyClose, DailyRow, Snapshot, SnapshotIn, Trade,
     TradeIn, check_aware, check_choice, check_day, check_filter_source, check_name,
 )
 
-__all__ = ["BalanceStore", "default_database_url"]
+__all__ = ["BalanceStore", "StoreOpenError", "default_database_url"]
 
 RECENT_LIMIT_MAX = 100     # recent_snapshots: 1..100, as the JSON API allows
 JOURNAL_LIMIT_MAX = 1000   # trades / recent_alerts
@@ -59,8 +61,11 @@ class BalanceStore:
     """Snapshots, daily closes, trades, alerts and revoked browser sessions in one database (see the
     module docstring).
 
-    Opening runs the schema migrations to head (safe to repeat, safe from two processes at once).
-    Money is exact `Decimal`; datetimes go in timezone-aware and come out aware in UTC.
+    Opening checks the database (a damaged SQLite file is refused, see `bot.store.engine`), then
+    runs the schema migrations to head (safe to repeat, safe from two processes at once); it
+    raises ValueError for an unsupported URL and `StoreOpenError` (one line naming the database
+    and the reason) for a database that cannot be used. Money is exact `Decimal`; datetimes go in
+    timezone-aware and come out aware in UTC.
     """
 
     def __init__(self, url: str):
@@ -68,9 +73,12 @@ class BalanceStore:
         self._engine: Engine = create_store_engine(url)
         self._writer: Engine = writer(self._engine)
         try:
+            check_database(self._engine, url)
             upgrade_to_head(self._engine)
-        except BaseException:
+        except BaseException as exc:
             self._engine.dispose()
+            if isinstance(exc, DBAPIError):  # e.g. a damaged page the bounded check did not reach
+                raise open_error(url, exc) from None
             raise
 
     def close(self) -> None:
