@@ -5,12 +5,15 @@
 connections) is retried ``settings.retries`` times with exponential backoff (on the fetch worker
 thread); anything else (malformed responses, unexpected exceptions) fails the read at once. A
 failed read keeps the last good value (``stale``) or has none (``error``); the error text names
-the exception class and never carries credentials or signed query strings.
+the exception class and never carries credentials or signed query strings. A TLS failure (which
+ccxt reports as a plain ``NetworkError``) also names its reason: ``certificate verify failed:
+self-signed certificate``, ``... Hostname mismatch ...``, ``wrong version number``.
 """
 from __future__ import annotations
 
 import logging
 import re
+import ssl
 import time
 
 import ccxt
@@ -36,11 +39,41 @@ def blank_state(account: AccountConfig, status: Status = Status.ERROR, error: st
 
 
 def describe_error(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
-    """``Class: message`` with secrets and query strings removed, bounded in length."""
+    """``Class: message`` with secrets and query strings removed, bounded in length; for a TLS
+    failure ``Class: TLS <reason> (message)``."""
     name = type(exc).__name__
     message = _QUERY.sub("?…", redact(" ".join(str(exc).split()), secrets))
+    tls = tls_reason(exc)
+    if tls is not None:
+        message = f"TLS {redact(tls, secrets)} ({message})" if message else f"TLS {redact(tls, secrets)}"
     text = f"{name}: {message}" if message else name
     return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"
+
+
+_SSL_DECORATION = re.compile(r"^\[[A-Z0-9_]+: [A-Z0-9_]+\] |\s*\(_ssl\.c:\d+\)$")
+# Where HTTP libraries keep the error they wrap: requests and urllib3 (args, reason), aiohttp
+# (os_error, certificate_error), besides the standard __cause__ and __context__.
+_WRAPPED = ("__cause__", "__context__", "reason", "os_error", "certificate_error")
+
+
+def tls_reason(exc: BaseException) -> str | None:
+    """The reason of the `ssl.SSLError` behind ``exc`` (searched through the exceptions it wraps),
+    in words; None when ``exc`` is no TLS failure."""
+    seen, stack = set(), [exc]
+    while stack and len(seen) < 50:
+        item = stack.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {getattr(item, 'verify_message', None) or 'unknown reason'}"
+        if isinstance(item, ssl.SSLError):
+            text = _SSL_DECORATION.sub("", str(item.args[1]) if len(item.args) > 1 else str(item)).strip()
+            reason = (getattr(item, "reason", None) or "").replace("_", " ").lower()
+            return text or reason or type(item).__name__
+        stack.extend(getattr(item, attr, None) for attr in _WRAPPED)
+        stack.extend(arg for arg in item.args if isinstance(arg, BaseException))
+    return None
 
 
 def read_account(account: AccountConfig, client, previous: AccountState | None, settings: Settings,
