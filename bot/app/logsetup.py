@@ -15,6 +15,7 @@ import logging
 import sys
 
 import bot
+from bot.core.secrets import install_log_redaction
 
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("text", "json")
@@ -48,7 +49,9 @@ def add_common_options(parser: argparse.ArgumentParser, default_level: str = "in
 
 def configure_logging(args: argparse.Namespace) -> None:
     """Install one stderr handler on the root logger for ``args``' level and format (replacing the
-    one an earlier call installed; handlers others installed, e.g. a test harness's, stay)."""
+    one an earlier call installed; handlers others installed, e.g. a test harness's, stay), and
+    the filter that keeps URL paths out of urllib3's debug lines (`install_log_redaction`)."""
+    install_log_redaction()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if args.log_format == "json" else logging.Formatter(TEXT_FORMAT))
     handler._multibalance = True
