@@ -184,7 +184,7 @@ def test_history_cli_table_json_and_export(config, kraken):
     assert record["data"] == [{"account_id": "alice:kraken:USD", "account_name": "KRAKEN USD",
                                "account_currency": "USD", "account_active": True, "account_balance": D("42.5")}]
     month = json.loads(cli("--config", root, "--export", "account-balance", "--user", "alice",
-                           "--date", yesterday.isoformat(), "--type", "month").stdout)
+                           "--date", yesterday.isoformat(), "--type", "month", "--json").stdout)
     assert month[0]["object_type"] == "month"
 
     bad = cli("--config", root, "--export", "account-balance", "--user", "alice", "--date", "2026-13-40")

@@ -238,7 +238,7 @@ def test_account_balance_records_match_seed_002(seeded, capsys):
     # the CLI's export writes the same records, amounts with every digit
     config_dir = str(context_of(seeded).manager.config.directory)
     today = dt.datetime.now(dt.timezone.utc).date().isoformat()
-    assert cli_main(["--config", config_dir, "--export", "account-balance", "--user", "bob", "--date", today]) == 0
+    assert cli_main(["--config", config_dir, "--export", "account-balance", "--user", "bob", "--date", today, "--json"]) == 0
     exported, = json.loads(capsys.readouterr().out, parse_float=D)
     assert mismatches(sample, exported) == [] and exported["connection_id"] == "bob:kraken"
     dot, = (line for line in exported["data"] if line["account_currency"] == "DOT")

@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with app.app_context():
             ctx = context()
+        for warning in ctx.manager.config.warnings():
+            log.warning("%s", warning)
         if ctx.tokens.empty and not _loopback_host(args.host):
             print(f"error: refusing to listen on {args.host}: no API token is configured (set "
                   f"BALANCES_API_TOKENS or settings web.tokens, or use --host 127.0.0.1)", file=sys.stderr)

@@ -30,6 +30,7 @@ from bot.core.state import AccountState
 from bot.history.recorder import HistoryRecorder
 from bot.app.scheduler import BalanceScheduler
 from bot.store import BalanceStore, TradeIn, default_database_url
+from bot.store.engine import StoreOpenError
 
 log = logging.getLogger(__name__)
 report_log = logging.getLogger("bot.balances")
@@ -52,6 +53,8 @@ def open_store(config: Config) -> BalanceStore:
 
 def _reason(exc: BaseException) -> str:
     """The innermost cause's first line (the driver's own words), without the class path noise."""
+    if isinstance(exc, StoreOpenError):  # already one line naming the file or URL and the reason
+        return str(exc)
     while exc.__cause__ is not None or getattr(exc, "orig", None) is not None:
         exc = getattr(exc, "orig", None) or exc.__cause__
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]

@@ -117,6 +117,8 @@ def run(args, stop: threading.Event) -> int:
         server.server_close()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    for warning in manager.config.warnings():
+        log.warning("%s", warning)
     monitoring = scheduler = None
     status = EXIT_USAGE
     try:

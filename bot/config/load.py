@@ -152,6 +152,7 @@ def _parse_broker(f: Fields, name: str, env: Mapping[str, str]) -> BrokerConfig:
         paper = True
     api_url = f.checked("api_url", f.text("api_url"), lambda url: url_problem(url, bare=True))
     credentials, missing = (None, None) if paper else _credentials(f, exchange, env)
+    literal = () if paper else tuple(n for n in ("api_key", "api_secret", "passphrase") if f.data.get(n) is not None)
     return BrokerConfig(
         name=name,
         exchange=exchange,
@@ -164,6 +165,7 @@ def _parse_broker(f: Fields, name: str, env: Mapping[str, str]) -> BrokerConfig:
         balances=_amounts(f, "balances", allow_zero=True),
         prices=_amounts(f, "prices", allow_zero=False),
         options=f.get("options", dict, {}),
+        literal_fields=literal,
     )
 
 

@@ -105,6 +105,7 @@ class BrokerConfig:
     balances: Mapping[str, Decimal] = field(default_factory=dict)
     prices: Mapping[str, Decimal] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+    literal_fields: tuple[str, ...] = ()  # credential fields written literally in the file (discouraged)
 
     def __repr__(self) -> str:
         return f"BrokerConfig(name={self.name!r}, exchange={self.exchange!r}, paper={self.paper})"
@@ -151,6 +152,18 @@ class Config:
         return (f"Config(directory={str(self.directory)!r}, master={self.master is not None}, "
                 f"users={len(self.users)}, settings={self.settings!r})")
 
+    def warnings(self) -> list[str]:
+        """What works but is discouraged, one line each naming file and field (literal keys)."""
+        found = []
+        owners = [(self.directory / "master.json", self.master.brokers)] if self.master is not None else []
+        owners += [(self.directory / "users" / f"{u.user_id}.json", u.brokers) for u in self.users]
+        for path, brokers in owners:
+            for broker in brokers:
+                if broker.literal_fields:
+                    names = ", ".join(broker.literal_fields)
+                    found.append(f"{path}: field 'brokers.{broker.name}': literal {names} in the file; "
+                                 f"name environment variables instead ({', '.join(n + '_env' for n in broker.literal_fields)})")
+        return found
 
     def accounts(self) -> tuple[AccountConfig, ...]:
         """Every enabled account: the master's first, then each enabled user's, in file order."""

@@ -130,3 +130,17 @@ def account_balance_records(closes: list[DailyClose], kind: str, base_currency: 
                       "account_balance": r.amount} for r in rows],
         })
     return records
+
+
+def export_table(records: list[dict]) -> str:
+    """The ``account-balance`` records as a readable table (the CLI's --export without --json)."""
+    if not records:
+        return "No account-balance records."
+    first = records[0]
+    lines = [RULE, f"ACCOUNT BALANCES: {first['user']}  {first['object_type']} record of {first['balance_date'][:10]}",
+             RULE, f"   {'ACCOUNT':<34}{'CURRENCY':<10}{'BALANCE':>30}", THIN]
+    for record in records:
+        for line in record["data"]:
+            lines.append(f"   {line['account_id']:<34}{line['account_currency']:<10}{str(line['account_balance']):>30}")
+    lines.append(RULE)
+    return "\n".join(lines)
