@@ -6,7 +6,10 @@
                                    [--fractional-retry-after] [--no-ip-log]
 
 Prints exactly one line ``READY http://127.0.0.1:PORT`` to stdout (flushed) once serving, then
-serves until SIGTERM/SIGINT. Counters are read over HTTP: ``GET /__fake__/stats``,
+serves until SIGTERM/SIGINT. With ``--account``, one account holding ``--balances`` (default
+``USD=1000,BTC=0.05``) is created first and its credentials follow as shell lines
+(``FAKE_API_KEY=...``, ``FAKE_API_SECRET=...`` and, where the exchange needs one,
+``FAKE_PASSPHRASE=...``), ready for a ``.env`` file. Counters are read over HTTP: ``GET /__fake__/stats``,
 ``POST /__fake__/reset``, ``GET /__fake__/limits``, ``POST /__fake__/reset-limits``; faults are
 injected with ``POST /__fake__/inject?fault=F[&api_key=K][&count=N][&public=1]``.
 ``--enforce-limits``/``--time-scale``/``--tier`` (Kraken only): see tests/fakes/base.py.
@@ -35,6 +38,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tier", default=None, help="Kraken: starter | intermediate | pro")
     parser.add_argument("--fractional-retry-after", action="store_true")
     parser.add_argument("--no-ip-log", action="store_true")
+    parser.add_argument("--account", action="store_true", help="create one account and print its credentials")
+    parser.add_argument("--balances", default="USD=1000,BTC=0.05", help="with --account: ASSET=AMOUNT,...")
     args = parser.parse_args(argv)
 
     if args.tier and args.exchange.lower() != "kraken":
@@ -57,7 +62,14 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     fake.start()
-    sys.stdout.write(f"READY {fake.url}\n")
+    lines = [f"READY {fake.url}"]
+    if args.account:
+        balances = dict(item.split("=", 1) for item in args.balances.split(",") if item)
+        creds = fake.add_account(balances)
+        lines += [f"FAKE_API_KEY={creds['api_key']}", f"FAKE_API_SECRET={creds['api_secret']}"]
+        if creds.get("passphrase"):
+            lines.append(f"FAKE_PASSPHRASE={creds['passphrase']}")
+    sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
     try:
         while not done.wait(0.5):
