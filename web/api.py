@@ -19,11 +19,11 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, g, request
 
 from bot.config import MASTER_OWNER
+from bot.core.money import MONEY, money_number
+from bot.core.timefmt import iso_utc
 from bot.views import exact_json
 from bot.views.history_report import account_balance_records, period, user_balances_json
-from bot.views.report import iso_utc, money_number
 from bot.store import FILTER_SOURCES
-from bot.store.records import EXACT
 from web import context
 from web.payloads import iso, net_worth, series_json, snapshot_json
 from web.problems import ApiProblem, bad_parameter
@@ -224,7 +224,7 @@ def balance_snapshots():
     paper = _paper_ids()
     totals: dict = {}
     for s in snapshots:
-        totals[s.currency] = EXACT.add(totals[s.currency], s.balance) if s.currency in totals else s.balance
+        totals[s.currency] = MONEY.add(totals[s.currency], s.balance) if s.currency in totals else s.balance
     return _json({"snapshots": [snapshot_json(s, cash.get(s.id), s.account_id in paper) for s in snapshots],
                   "total_count": len(snapshots),
                   "total_balance_by_currency": {c: str(v) for c, v in sorted(totals.items())}})

@@ -21,7 +21,8 @@ from typing import Iterable
 from zoneinfo import ZoneInfo
 
 from bot.store import BalanceStore, Trade, TradeIn
-from bot.store.records import EXACT, TRADE_SIDES
+from bot.core.money import MONEY
+from bot.store.records import TRADE_SIDES
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ def day_bounds(timezone: str, now: dt.datetime | None = None) -> tuple[dt.dateti
 
 
 def _add(total: Decimal | None, value: Decimal) -> Decimal:
-    return value if total is None else EXACT.add(total, value)
+    return value if total is None else MONEY.add(total, value)
 
 
 def trade_stats(store: BalanceStore, timezone: str, recent_limit: int = 5, user_ids: Iterable[str] | None = None,

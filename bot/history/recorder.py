@@ -32,16 +32,13 @@ from bot.config import MASTER_OWNER
 from bot.core.queues import next_batch
 from bot.core.sources import INITIAL
 from bot.core.state import AccountState, Status
+from bot.core.timefmt import utc_from_timestamp
 from bot.store import AssetRow, BalanceStore, DailyRow, SnapshotIn
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_DAYS = 90
 _STOP = object()
-
-
-def utc_from_timestamp(timestamp: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)
 
 
 class HistoryRecorder:

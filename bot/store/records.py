@@ -10,19 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
+from decimal import Decimal
 
-SOURCES = ("initial_connection", "account_sync", "manual_sync", "scheduled_sync")
+from bot.core.money import MONEY
+from bot.core.sources import HOLDINGS, SOURCES
+
 # Every source a query may filter by: the written ones plus the snapshot API's "holdings_sync"
 # (captured by a per-asset holdings sync), which this store never writes: a filter by it matches
 # nothing. Writing it would need a migration of the ck_snapshots_source constraint.
-FILTER_SOURCES = SOURCES + ("holdings_sync",)
+FILTER_SOURCES = SOURCES + (HOLDINGS,)
 DAY_STATES = ("provisional", "final", "carried")
 ACCOUNT_STATUSES = ("ok", "stale")
 TRADE_SIDES = ("buy", "sell")
-
-# Sums and differences of money are exact: the default decimal context would round to 28 digits.
-EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 NAME_MAX = 255      # user ids, account ids, owners, brokers, symbols, alert types
 CODE_MAX = 32       # currencies, assets, sources, states, levels
@@ -193,7 +192,7 @@ class DailyClose:
         total = None
         for row in self.rows:
             if row.value is not None:
-                total = row.value if total is None else EXACT.add(total, row.value)
+                total = row.value if total is None else MONEY.add(total, row.value)
         return total
 
 

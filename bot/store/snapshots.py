@@ -21,7 +21,8 @@ from sqlalchemy import Connection, delete, func, select, union, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store import bulk
-from bot.store.records import EXACT, AssetRow, Snapshot, SnapshotIn
+from bot.core.money import MONEY
+from bot.store.records import AssetRow, Snapshot, SnapshotIn
 from bot.store.schema import accounts, snapshot_assets, snapshots
 
 _CHUNK = 500  # ids per IN (...) list: far below SQLite's bound-parameter limit
@@ -40,7 +41,7 @@ def change(balance: Decimal, currency: str, previous: tuple[Decimal, str] | None
     percent None when the previous balance is 0. Same rule as `timeline._chain`."""
     if previous is None or previous[1] != currency:
         return None, None
-    amount = EXACT.subtract(balance, previous[0])
+    amount = MONEY.subtract(balance, previous[0])
     return amount, (float(amount) / float(previous[0]) * 100 if float(previous[0]) else None)
 
 
@@ -199,5 +200,5 @@ def net_worth(connection: Connection, account_ids: Iterable[str]) -> dict[str, D
             .outerjoin(snapshot_assets, snapshot_assets.c.snapshot_id == snapshots.c.id))
         for currency, balance, asset, amount in rows:
             key, value = (currency, balance) if asset is None else (asset, amount)
-            totals[key] = EXACT.add(totals[key], value) if key in totals else value
+            totals[key] = MONEY.add(totals[key], value) if key in totals else value
     return dict(sorted(totals.items()))

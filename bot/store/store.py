@@ -270,7 +270,7 @@ class BalanceStore:
 
     def closed_trades(self, user_ids: Iterable[str] | None = None) -> list[tuple[str, Decimal, datetime]]:
         """(user_id, pnl, executed_at) of every trade whose P&L is known (a closed trade), in no
-        particular order; sum them in Python (`records.EXACT`)."""
+        particular order; sum them in Python (`bot.core.money.MONEY`)."""
         ids = None if user_ids is None else _check_ids(user_ids)
         with self._engine.begin() as connection:
             return journal.closed_trades(connection, ids)

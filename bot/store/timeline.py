@@ -19,7 +19,8 @@ from decimal import Decimal, localcontext
 
 from sqlalchemy import Connection
 
-from bot.store.records import EXACT, SNAPSHOT_SLOTS, Snapshot
+from bot.core.money import MONEY
+from bot.store.records import SNAPSHOT_SLOTS, Snapshot
 from bot.store.types import UTC, sqlite_timestamp
 
 
@@ -84,8 +85,9 @@ def _chain(connection: Connection, account_id: str, rows: list[tuple],
     """`Snapshot` values from raw `_rows` (oldest first), each with its change versus the one
     before it (the first versus `previous`, a (balance, currency) pair, or None).
 
-    Amounts are subtracted exactly (``-`` under the unbounded `EXACT` context); the percentage,
-    a float anyway, is float(exact change) / float(previous balance) * 100. Snapshots are built
+    Amounts are subtracted exactly (``-`` under `bot.core.money.MONEY`: 60 digits, exact for any
+    real balance); the percentage, a float anyway, is float(exact change) / float(previous
+    balance) * 100. Snapshots are built
     by setting their slots directly (see `records.SNAPSHOT_SLOTS`).
     """
     text_times = connection.dialect.name == "sqlite"  # ISO text there (see types.py)
@@ -96,7 +98,7 @@ def _chain(connection: Connection, account_id: str, rows: list[tuple],
     prev_float = (float(prev_balance) or None) if prev_balance is not None else None  # None: previous is 0
     out: list[Snapshot] = []
     append = out.append
-    with localcontext(EXACT):
+    with localcontext(MONEY):
         for id_, balance, currency, source, captured_at, created_at in rows:
             balance = Decimal(balance)
             if text_times:
