@@ -127,7 +127,9 @@ FAULT_EXPECTATIONS = {
 
 
 def error_class(state):
-    return state.error.split(":", 1)[0]
+    """The state's error class (a field); the human text still starts with it."""
+    assert state.error_class and state.error.startswith(state.error_class + ":"), (state.error_class, state.error)
+    return state.error_class
 
 
 # Coinbase answers a stale timestamp with its authentication error body, which ccxt maps to

@@ -39,11 +39,12 @@ def ok(value, account="alice:kraken", at=T0):
     return AccountState(account, owner, broker, "kraken", Status.OK, None if value is None else D(value), fetched_at=at)
 
 
-def failed(account="alice:kraken", value="100", fetched_at=T0, error="RequestTimeout: timed out"):
+def failed(account="alice:kraken", value="100", fetched_at=T0, error="RequestTimeout: timed out",
+           error_class="RequestTimeout"):
     owner, broker = account.split(":")
     status = Status.STALE if value is not None else Status.ERROR
     return AccountState(account, owner, broker, "kraken", status, None if value is None else D(value),
-                        fetched_at=fetched_at, error=error)
+                        fetched_at=fetched_at, error=error, error_class=error_class)
 
 
 def run(eng, *steps):

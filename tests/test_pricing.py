@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+from bot.core.money import MONEY
 from bot.core.pricing import PriceBook, to_decimal, value_holdings
 
 TICKERS = {
@@ -24,8 +25,8 @@ def test_direct_inverse_and_identity():
     b = book()
     assert b.price("BTC", "USD") == D("50000.0")
     assert b.price("USD", "USD") == 1
-    assert b.price("JPY", "USD") == 1 / D("150.0")
-    assert b.price("USD", "EUR") == 1 / D("1.1")
+    assert b.price("JPY", "USD") == MONEY.divide(1, D("150.0"))   # inverses in the one money context (60 digits)
+    assert b.price("USD", "EUR") == MONEY.divide(1, D("1.1"))
 
 
 def test_cross_rates_through_eur_and_btc():

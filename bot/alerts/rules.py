@@ -229,7 +229,7 @@ class AlertEngine:
     def _account_error(self, events, rules: RuleSettings, state: AccountState, subject: _Subject, now) -> None:
         owner, broker = state.owner, state.broker
         reads, stale = rules.error_reads, rules.stale_minutes
-        error_class = (state.error or "error").split(":", 1)[0]
+        error_class = state.error_class or "error"
         name = _subject_name(owner, broker)
         if reads is None and stale is None:
             if (ERROR, owner, broker) in self._open:

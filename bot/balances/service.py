@@ -106,7 +106,7 @@ class BalanceService:
             state = read_account(account, self._clients[account_id], previous, self.settings)
         except BaseException as exc:  # read_account does not raise; keep the flight honest anyway
             log.exception("%s: read failed unexpectedly", account_id)
-            state = (previous or blank_state(account)).failed(type(exc).__name__)
+            state = (previous or blank_state(account)).failed(type(exc).__name__, type(exc).__name__)
         state = replace(state, read_seconds=time.perf_counter() - started)
         self._cache.complete(state)
         future.set_result(state)
@@ -143,13 +143,14 @@ class BalanceService:
                     state = future.result(timeout=max(0.0, deadline - time.monotonic()))
                 except FutureTimeout:
                     state = state or blank_state(self._accounts[account_id], Status.ERROR,
-                                                 f"Pending: first read not finished within {timeout:g} s")
+                                                 f"Pending: first read not finished within {timeout:g} s", "Pending")
             result.append(state)
         return result
 
     def _abandon(self, account_id: str, future: Future) -> None:
         account = self._accounts[account_id]
-        state = (self._cache.latest(account_id) or blank_state(account)).failed("ServiceClosed: the balance service is closed")
+        state = (self._cache.latest(account_id) or blank_state(account)).failed("ServiceClosed: the balance service is closed",
+                                                                                "ServiceClosed")
         self._cache.complete(state)
         future.set_result(state)
 
@@ -188,5 +189,6 @@ class BalanceService:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._cache.abandon_inflight(lambda account_id: (self._cache.latest(account_id)
                                                          or blank_state(self._accounts[account_id])
-                                                         ).failed("ServiceClosed: the balance service is closed"))
+                                                         ).failed("ServiceClosed: the balance service is closed",
+                                                                  "ServiceClosed"))
         self._registry.close()

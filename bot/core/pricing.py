@@ -11,10 +11,12 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Callable, Mapping
 
+from bot.core.money import ACCOUNT_EXPONENT, MONEY, ValueOutOfRange, fits
 from bot.core.state import Holding
 
 CROSS_CURRENCIES = ("EUR", "USDT", "USDC", "BTC")
 ONE = Decimal(1)
+ZERO = Decimal(0)
 
 
 def to_decimal(value) -> Decimal | None:
@@ -48,7 +50,7 @@ class PriceBook:
             price = to_decimal(ticker.get("last")) or to_decimal(ticker.get("close"))
             if price is None:
                 bid, ask = to_decimal(ticker.get("bid")), to_decimal(ticker.get("ask"))
-                price = (bid + ask) / 2 if bid and ask else None
+                price = MONEY.divide(MONEY.add(bid, ask), 2) if bid and ask else None
             if price is not None and price > 0:
                 base, quote = symbol.split("/")
                 pairs[(base, quote)] = price
@@ -62,7 +64,7 @@ class PriceBook:
         if direct is not None:
             return direct
         inverse = self._pairs.get((quote, asset))
-        return ONE / inverse if inverse is not None else None
+        return MONEY.divide(ONE, inverse) if inverse is not None else None
 
     def _route(self, asset: str, quote: str) -> Decimal | None:
         if asset == quote:
@@ -76,7 +78,7 @@ class PriceBook:
                 if leg is not None:
                     rest = self._pair(via, quote)
                     if rest is not None:
-                        return leg * rest
+                        return MONEY.multiply(leg, rest)
         return result
 
     def price(self, asset: str, base: str) -> Decimal | None:
@@ -96,17 +98,38 @@ class PriceBook:
 
 
 def value_holdings(amounts: Mapping[str, Decimal], price_of: Callable[[str], Decimal | None]
-                   ) -> tuple[dict[str, Holding], Decimal, tuple[str, ...]]:
-    """Value each non-zero amount; returns (holdings, total of the priced ones, unpriced assets)."""
-    holdings, unpriced, total = {}, [], Decimal(0)
+                   ) -> tuple[dict[str, Holding], Decimal | None, tuple[str, ...]]:
+    """Value each non-zero amount; returns (holdings, value, unpriced assets).
+
+    The value is the sum of the priced holdings (in `MONEY`); it is 0 when every amount is 0 (a
+    really empty account) and None when no holding is priced and at least one is unpriced (the
+    account holds something whose worth is unknown: never 0). Raises `ValueOutOfRange` when an
+    amount, a holding's value or the sum is not below `ACCOUNT_LIMIT`."""
+    holdings, unpriced, total = {}, [], None
+    multiply, add = MONEY.multiply, MONEY.add
     for asset, amount in amounts.items():
         if amount == 0:
             continue
-        price = price_of(asset)
-        value = amount * price if price is not None else None
+        price = None
+        try:
+            price = price_of(asset)  # a cross rate may overflow too
+            value = multiply(amount, price) if price is not None else None
+            if not fits(amount) or (value is not None and not fits(value)):
+                raise ArithmeticError
+        except ArithmeticError:  # decimal.Overflow and the like, or beyond the account limit
+            raise ValueOutOfRange(f"{asset}: {_short(amount)} at {_short(price)} is beyond the largest value "
+                                  f"accepted (1E+{ACCOUNT_EXPONENT})") from None
         holdings[asset] = Holding(amount=amount, price=price, value=value)
         if value is None:
             unpriced.append(asset)
         else:
-            total += value
+            total = value if total is None else add(total, value)
+    if total is None and not unpriced:
+        total = ZERO
+    elif total is not None and not fits(total):
+        raise ValueOutOfRange(f"account value {_short(total)} is beyond the largest value accepted (1E+{ACCOUNT_EXPONENT})")
     return holdings, total, tuple(sorted(unpriced))
+
+
+def _short(value: Decimal | None) -> str:
+    return "no price" if value is None else f"{value:.6E}"

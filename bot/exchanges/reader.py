@@ -4,10 +4,11 @@
 `ccxt.NetworkError` family (timeouts, 5xx, 429, DDoS protection, invalid nonce, refused
 connections) is retried ``settings.retries`` times with exponential backoff (on the fetch worker
 thread); anything else (malformed responses, unexpected exceptions) fails the read at once. A
-failed read keeps the last good value (``stale``) or has none (``error``); the error text names
-the exception class and never carries credentials or signed query strings. A TLS failure (which
-ccxt reports as a plain ``NetworkError``) also names its reason: ``certificate verify failed:
-self-signed certificate``, ``... Hostname mismatch ...``, ``wrong version number``.
+failed read keeps the last good value (``stale``) or has none (``error``); ``error_class`` is the
+exception class's name and the error text names it too; neither carries credentials or signed
+query strings. A TLS failure (which ccxt reports as a plain ``NetworkError``) also names its
+reason: ``certificate verify failed: self-signed certificate``, ``... Hostname mismatch ...``,
+``wrong version number``.
 """
 from __future__ import annotations
 
@@ -32,10 +33,11 @@ _QUERY = re.compile(r"\?\S*")
 MAX_ERROR_LENGTH = 300
 
 
-def blank_state(account: AccountConfig, status: Status = Status.ERROR, error: str | None = None) -> AccountState:
+def blank_state(account: AccountConfig, status: Status = Status.ERROR, error: str | None = None,
+                error_class: str | None = None) -> AccountState:
     broker = account.broker
     return AccountState(account_id=account.account_id, owner=account.owner, broker=broker.name,
-                        exchange=broker.exchange, status=status, error=error)
+                        exchange=broker.exchange, status=status, error=error, error_class=error_class)
 
 
 def describe_error(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
@@ -80,19 +82,19 @@ def read_account(account: AccountConfig, client, previous: AccountState | None, 
                  sleep=time.sleep) -> AccountState:
     """Read and value one account; return its new state (see the module docstring)."""
     attempts = settings.retries + 1
-    error = "unknown error"
+    error, error_class = "unknown error", None
     for attempt in range(attempts):
         try:
             amounts, price_of = client.read()
             holdings, total, unpriced = value_holdings(amounts, price_of)
         except RETRYABLE as exc:
-            error = describe_error(exc, client.secret_values())
+            error, error_class = describe_error(exc, client.secret_values()), type(exc).__name__
             if attempt + 1 < attempts:
                 log.info("%s: %s; retry %d of %d", account.account_id, error, attempt + 1, settings.retries)
                 sleep(settings.retry_backoff_seconds * (2 ** attempt))  # fetch worker thread
             continue
         except Exception as exc:  # the account boundary: nothing escapes to other accounts
-            error = describe_error(exc, client.secret_values())
+            error, error_class = describe_error(exc, client.secret_values()), type(exc).__name__
             if not isinstance(exc, EXPECTED):  # a bug, ours or ccxt's: keep the traceback
                 log.error("%s: unexpected error in a read: %s", account.account_id, error, exc_info=True)
             break
@@ -100,4 +102,4 @@ def read_account(account: AccountConfig, client, previous: AccountState | None, 
                             exchange=account.broker.exchange, status=Status.OK, value=total,
                             holdings=holdings, unpriced=unpriced, fetched_at=time.time())
     log.warning("%s: read failed: %s", account.account_id, error)
-    return (previous or blank_state(account)).failed(error)
+    return (previous or blank_state(account)).failed(error, error_class)
