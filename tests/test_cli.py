@@ -60,11 +60,15 @@ def test_json_on_example_config(example):
     assert data["balances"] == {"master": {"coinbase": 1234.56, "kraken": 5678.9},
                                 "users": {"alice": {"coinbase": 250.0, "kraken": 750.0}, "bob": {"kraken": 2500.0}}}
     assert data["summary"] == {"master_total": 6913.46, "user_totals": {"alice": 1000.0, "bob": 2500.0},
-                               "total_user_capital": 3500.0, "user_count": 2, "average_per_user": 1750.0}
+                               "total_user_capital": 3500.0, "user_count": 2, "average_per_user": 1750.0,
+                               # the read model's marks (issue 12): nothing partial, the average over both users
+                               "master_partial": False, "user_partial": {"alice": False, "bob": False},
+                               "users_counted": 2, "partial": False}
     assert {a["owner"] + ":" + a["broker"] for a in data["accounts"]} == {
         "master:coinbase", "master:kraken", "alice:coinbase", "alice:kraken", "bob:kraken"}
     kraken = next(a for a in data["accounts"] if a["owner"] == "master" and a["broker"] == "kraken")
     assert kraken["status"] == "ok" and kraken["error"] is None and kraken["unpriced"] == []
+    assert kraken["error_class"] is None
     assert kraken["assets"]["BTC"] == {"amount": 0.02, "price": 50000.0, "value": 1000.0}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", data["timestamp"])
 
@@ -89,6 +93,7 @@ def test_failed_account_exit_1_with_status_on_its_line(config):
     assert re.search(r"Total User Capital: +\$100\.00", result.stdout)
     bob = next(a for a in data["accounts"] if a["owner"] == "bob")
     assert bob["status"] == "error" and bob["value"] is None and bob["error"].startswith("AuthenticationError")
+    assert bob["error_class"] == "AuthenticationError"
     assert data["balances"]["users"]["bob"] == {"kraken": None}
     for secret in (bad["api_key"], bad["api_secret"], good["api_key"], good["api_secret"]):
         assert secret not in result.stdout + result.stderr

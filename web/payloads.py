@@ -1,13 +1,15 @@
 """The JSON bodies of the API, built from the manager's current states and the store only.
 
-Nothing here calls an exchange: `build_users_model` reads ``manager.current_states()`` (no I/O)
-and the trade journal. `UsersPayload` caches ``/api/users`` as serialized bytes (and gzip) per
+Nothing here calls an exchange: `build_users_model` formats the read model
+(`bot.views.model.build_read_model`: ``manager.config`` and ``manager.current_states()``, no I/O) and
+the trade journal. `UsersPayload` caches ``/api/users`` as serialized bytes (and gzip) per
 viewer scope; see its docstring for when it is rebuilt.
 
 Number formats: in ``/api/users``, values in the base currency (totals, broker values, P&L) are
 JSON numbers rounded like the CLI's ``--json`` (2 decimals for fiat), ``win_rate`` a fraction
 from 0 to 1, and trade fields (amount, price, pnl, fee) exact decimal strings. The snapshot and
-history endpoints render every decimal as a string. Unknown is ``null``, never 0.
+history endpoints render every decimal as a string. Unknown is ``null``, never 0. Totals,
+``partial`` marks, the order of the users and the summary are the read model's (see its rule).
 """
 from __future__ import annotations
 
@@ -19,34 +21,27 @@ import time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from bot.core.state import AccountState, sum_known
-from bot.config import MASTER_OWNER
-from bot.views.report import iso_utc, money_number
+from bot.core.money import MONEY, decimal_text as _text, money_number
+from bot.core.state import AccountState
+from bot.core.timefmt import iso, iso_utc
 from bot.store import Snapshot, Trade
-from bot.store.records import EXACT
 from bot.history.journal import EMPTY, trade_stats
 from bot.config.web import ADMIN, WebSettings
-
-PENDING = "pending"  # an account configured but not read yet in this process
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
+from bot.views.model import PENDING, AccountLine, OwnerTotal, ReadModel, Summary, build_read_model
 
 
 # --------------------------------------------------------------------------- /api/users
 
 
-def _status(state: AccountState | None, now: float) -> dict:
+def _status(line: AccountLine, now: float) -> dict:
+    state = line.state
     if state is None:
-        return {"status": PENDING, "age_seconds": None, "error": None, "fetched_at": None}
+        return {"status": PENDING, "age_seconds": None, "error": None, "error_class": None, "fetched_at": None,
+                "unpriced": []}
     age = state.age_seconds(now)
     return {"status": state.status.value, "age_seconds": None if age is None else round(age, 1),
-            "error": state.error, "fetched_at": iso_utc(state.fetched_at)}
+            "error": state.error, "error_class": state.error_class, "fetched_at": iso_utc(state.fetched_at),
+            "unpriced": list(state.unpriced)}
 
 
 def trade_json(trade: Trade) -> dict:
@@ -55,47 +50,36 @@ def trade_json(trade: Trade) -> dict:
             "fee": _text(trade.fee), "executed_at": iso(trade.executed_at)}
 
 
-def _owner_block(broker_names, states: dict[str, AccountState], owner: str, cur: str, now: float) -> tuple:
-    own = [states.get(f"{owner}:{name}") for name in broker_names]
-    total = sum_known(s for s in own if s is not None)
-    brokers = {name: (None if s is None else money_number(s.value, cur)) for name, s in zip(broker_names, own)}
-    status = {name: _status(s, now) for name, s in zip(broker_names, own)}
-    return total, brokers, status
+def _owner_json(owner: OwnerTotal, cur: str, now: float) -> dict:
+    return {"total": money_number(owner.total, cur), "partial": owner.partial,
+            "brokers": {a.broker: money_number(a.value, cur) for a in owner.accounts},
+            "status": {a.broker: _status(a, now) for a in owner.accounts}}
 
 
 def build_users_model(manager, web: WebSettings, stats: dict | None = None, now: float | None = None) -> dict:
-    """The admin's ``/api/users`` body as a dict (users sorted by total, highest first; unknown
-    totals last), with ``_totals`` (user_id -> Decimal total) for `scoped`. ``stats``: user_id ->
-    `bot.history.journal.TradeStats` (default: read from the store now)."""
+    """The admin's ``/api/users`` body as a dict (users ranked by the read model: highest total
+    first, unknown totals last), with ``_read`` (the `ReadModel`) for `scoped`. ``stats``:
+    user_id -> `bot.history.journal.TradeStats` (default: read from the store now)."""
     now = time.time() if now is None else now
-    config = manager.config
-    settings = config.settings
-    cur = settings.base_currency
-    states = {s.account_id: s for s in manager.current_states()}
+    model = build_read_model(manager, now)
+    cur = model.base_currency
     if stats is None:
         stats = read_stats(manager, web, now)
-    users, totals = [], {}
-    for user in config.enabled_users():
-        names = [b.name for b in user.brokers if b.enabled]
-        total, brokers, status = _owner_block(names, states, user.user_id, cur, now)
-        s = stats.get(user.user_id, EMPTY)
-        totals[user.user_id] = total
+    users = []
+    for user in model.ranked:
+        s = stats.get(user.owner, EMPTY)
         users.append({
-            "user_id": user.user_id, "name": user.name, "enabled": user.enabled,
-            "total": money_number(total, cur), "brokers": brokers, "status": status,
+            "user_id": user.owner, "name": user.name, "enabled": True, **_owner_json(user, cur, now),
             "total_trades": s.total_trades,
             "win_rate": None if s.win_rate is None else round(s.win_rate, 4),
             "daily_pnl": money_number(s.daily_pnl, cur), "total_pnl": money_number(s.total_pnl, cur),
             "recent_trades": [trade_json(t) for t in s.recent],
         })
-    users.sort(key=lambda u: (totals[u["user_id"]] is None, -(totals[u["user_id"]] or 0), u["user_id"]))
     master = None
-    if config.master is not None:
-        names = [b.name for b in config.master.brokers if b.enabled]
-        total, brokers, status = _owner_block(names, states, MASTER_OWNER, cur, now)
-        master = {"name": config.master.name, "total": money_number(total, cur), "brokers": brokers, "status": status}
+    if model.master is not None:
+        master = {"name": model.master.name, **_owner_json(model.master, cur, now)}
     return {"timestamp": iso_utc(now), "base_currency": cur, "users": users, "master": master,
-            "summary": _summary(list(totals.values()), cur), "_totals": totals}
+            "summary": _summary(model.summary, cur), "_read": model}
 
 
 def read_stats(manager, web: WebSettings, now: float) -> dict:
@@ -106,24 +90,23 @@ def read_stats(manager, web: WebSettings, now: float) -> dict:
                        now=dt.datetime.fromtimestamp(now, dt.timezone.utc))
 
 
-def _summary(totals: list[Decimal | None], cur: str) -> dict:
-    known = [t for t in totals if t is not None]
-    capital = None
-    for t in known:
-        capital = t if capital is None else EXACT.add(capital, t)
-    average = None if capital is None or not totals else capital / len(totals)
-    return {"total_users": len(totals), "total_user_capital": money_number(capital, cur),
-            "average_per_user": money_number(average, cur)}
+def _summary(summary: Summary, cur: str) -> dict:
+    """``total_users``, ``total_user_capital``, ``users_counted`` (users whose total is known),
+    ``average_per_user`` (over those), ``partial`` (some user's total is partial or unknown)."""
+    return {"total_users": summary.user_count, "total_user_capital": money_number(summary.total_user_capital, cur),
+            "users_counted": summary.users_counted, "average_per_user": money_number(summary.average_per_user, cur),
+            "partial": summary.partial}
 
 
 def scoped(model: dict, role: str) -> dict:
     """The body a viewer with ``role`` sees: everything for admin; else only that user (no master)."""
-    body = {k: v for k, v in model.items() if k != "_totals"}
+    body = {k: v for k, v in model.items() if k != "_read"}
     if role == ADMIN:
         return body
+    read: ReadModel = model["_read"]
     body["users"] = [u for u in model["users"] if u["user_id"] == role]
     body["master"] = None
-    body["summary"] = _summary([model["_totals"][role]] if body["users"] else [], model["base_currency"])
+    body["summary"] = _summary(read.only(role).summary, read.base_currency)
     return body
 
 
@@ -233,7 +216,7 @@ def snapshot_json(s: Snapshot, cash: Decimal | None, paper: bool = False) -> dic
     """One snapshot in the snapshot API's shape (docs/api.md). ``cash``: the value of its
     base-currency holding (None when its per-asset split is unknown); ``paper``: a simulated
     account, whose whole balance is available (it never has funds on hold)."""
-    holdings = None if cash is None else EXACT.subtract(s.balance, cash)
+    holdings = None if cash is None else MONEY.subtract(s.balance, cash)
     return {"id": str(s.id), "account_id": s.account_id, "balance": _text(s.balance),
             "available_balance": _text(s.balance) if paper else None,
             "holdings_value": _text(holdings), "cash_value": _text(cash), "currency": s.currency,
@@ -248,7 +231,7 @@ def series_json(snapshots: list[Snapshot], cash: dict[int, Decimal], paper: bool
     earliest, latest = (min(snapshots, key=_order), max(snapshots, key=_order)) if snapshots else (None, None)
     change = percent = None
     if earliest is not None and earliest.currency == latest.currency:
-        change = EXACT.subtract(latest.balance, earliest.balance)
+        change = MONEY.subtract(latest.balance, earliest.balance)
         if earliest.balance != 0:
             percent = round(float(change) / float(earliest.balance) * 100, 2)
     return {"snapshots": [snapshot_json(s, cash.get(s.id), paper) for s in snapshots],
@@ -271,8 +254,8 @@ def net_worth(states: list[AccountState], store, missing_ids: list[str]) -> dict
         if state.value is None and not state.holdings:
             continue
         for asset, holding in state.holdings.items():
-            totals[asset] = EXACT.add(totals.get(asset, Decimal(0)), holding.amount)
+            totals[asset] = MONEY.add(totals.get(asset, Decimal(0)), holding.amount)
     if missing_ids and store is not None:
         for asset, amount in store.net_worth_by_currency(missing_ids).items():
-            totals[asset] = EXACT.add(totals.get(asset, Decimal(0)), amount)
+            totals[asset] = MONEY.add(totals.get(asset, Decimal(0)), amount)
     return {asset: totals[asset] for asset in sorted(totals)}

@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
-from bot.views.report import RULE, THIN, decimals_for, format_money
+from bot.core.money import MONEY, format_money, quantize
 from bot.store import DailyClose
-from bot.store.records import EXACT
+from bot.views.report import RULE, THIN
 
 ORIGIN = "multibalance"
 RECORD_CLASS = "account-balance"  # the document's field table: object_class names the data schema
 
 
 def money(value: Decimal | None, currency: str) -> Decimal | None:
-    """``value`` rounded half-up to ``currency``'s places (exactly, at any magnitude)."""
-    if value is None:
-        return None
-    return value.quantize(Decimal(1).scaleb(-decimals_for(currency)), rounding=ROUND_HALF_UP, context=EXACT)
+    """``value`` rounded half-up to ``currency``'s places (`bot.core.money.quantize`)."""
+    return None if value is None else quantize(value, currency)
 
 
 def iso_millis(value: dt.datetime) -> str:
@@ -49,7 +47,7 @@ def _portfolios(close: DailyClose, base_currency: str) -> list[dict]:
     for row in close.rows:
         known = values.get(row.account_id)
         if row.value is not None:
-            values[row.account_id] = row.value if known is None else EXACT.add(known, row.value)
+            values[row.account_id] = row.value if known is None else MONEY.add(known, row.value)
         else:
             values.setdefault(row.account_id, None)
     time = iso_millis(close.updated_at)

@@ -1,163 +1,105 @@
-"""The balance report: one snapshot of every account, rendered as the terminal table or as JSON.
+"""The balance report: the read model (`bot.views.model`) rendered as the terminal table or as JSON.
 
-`build_report(manager)` takes the manager's current states (it reads nothing itself);
-`render_table` and `report_json` only format. Totals sum the known values (stale ones
-included, with their status shown); a total is None only when no account behind it is known.
+`build_report(view)` is the read model of a `StateView`'s current states (it reads nothing
+and starts no read: the CLI refreshes first); `render_table` and `report_json` only format.
+Totals follow the model's rule: they sum the known values (stale ones included, with their
+status on their line); a partial total is marked ``(partial)`` in the table and has
+``partial: true`` in JSON; the average says over how many users it is when some total is
+unknown.
 """
 from __future__ import annotations
 
 import datetime as dt
-import time
-from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from bot.core.state import AccountState, Status, sum_known
-from bot.config import MASTER_OWNER, UserConfig
+from bot.core.money import format_money, money_number
+from bot.core.state import Status
+from bot.core.timefmt import format_age, iso_utc
+from bot.views.model import AccountLine, OwnerTotal, ReadModel, Summary, build_read_model
 
 RULE = "=" * 80
 THIN = "-" * 80
-FIAT_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
-FIAT = set(FIAT_SYMBOLS) | {"AUD", "CAD", "CHF", "NZD", "SEK", "NOK", "DKK", "PLN", "SGD", "HKD", "KRW", "TRY", "BRL", "MXN", "ZAR", "INR"}
+PARTIAL = " (partial)"
 
 
-@dataclass(frozen=True)
-class BalanceReport:
-    generated_at: float
-    timezone: str
-    base_currency: str
-    master_name: str | None
-    master: tuple[AccountState, ...]
-    users: tuple[tuple[UserConfig, tuple[AccountState, ...]], ...]
-
-    @property
-    def states(self) -> tuple[AccountState, ...]:
-        return self.master + tuple(s for _, states in self.users for s in states)
-
-    @property
-    def master_total(self) -> Decimal | None:
-        return sum_known(self.master)
-
-    @property
-    def user_count(self) -> int:
-        return len(self.users)
-
-    @property
-    def total_user_capital(self) -> Decimal | None:
-        return sum_known(s for _, states in self.users for s in states)
-
-    @property
-    def average_per_user(self) -> Decimal | None:
-        total = self.total_user_capital
-        return None if total is None or not self.users else total / len(self.users)
-
-    @property
-    def all_fresh(self) -> bool:
-        return all(s.status is Status.OK for s in self.states)
-
-
-def build_report(manager, user_id: str | None = None) -> BalanceReport:
-    """The report of ``manager``'s current states; with ``user_id``, that user only (no master)."""
-    config = manager.config
-    states = manager.account_states()
-    by_owner: dict[str, list[AccountState]] = {}
-    for state in states:
-        by_owner.setdefault(state.owner, []).append(state)
-    users = [u for u in config.enabled_users() if user_id is None or u.user_id == user_id]
-    if user_id is not None and not users:
-        raise KeyError(f"unknown or disabled user {user_id!r}")
-    show_master = user_id is None and config.master is not None
-    return BalanceReport(
-        generated_at=time.time(),
-        timezone=config.settings.timezone,
-        base_currency=config.settings.base_currency,
-        master_name=config.master.name if show_master else None,
-        master=tuple(by_owner.get(MASTER_OWNER, ())) if show_master else (),
-        users=tuple((u, tuple(by_owner.get(u.user_id, ()))) for u in users),
-    )
-
-
-# ---------------------------------------------------------------------------- numbers
-
-
-def decimals_for(currency: str) -> int:
-    return 2 if currency in FIAT else 8
-
-
-def quantize(value: Decimal, currency: str) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-decimals_for(currency)), rounding=ROUND_HALF_UP)
-
-
-def format_money(value: Decimal | None, currency: str) -> str:
-    if value is None:
-        return "unknown"
-    places = decimals_for(currency)
-    number = f"{quantize(value, currency):,.{places}f}"
-    symbol = FIAT_SYMBOLS.get(currency)
-    if symbol:
-        return f"-{symbol}{number[1:]}" if number.startswith("-") else f"{symbol}{number}"
-    return f"{number} {currency}"
-
-
-def format_age(seconds: float | None) -> str:
-    if seconds is None:
-        return "never read"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
-
-
-def _error_class(error: str | None) -> str:
-    return (error or "unknown error").split(":", 1)[0]
-
-
-def account_cell(state: AccountState, currency: str, now: float) -> str:
-    """The value column of one account line, with its status marker when not fresh."""
-    if state.status is Status.OK:
-        text = format_money(state.value, currency)
-    elif state.status is Status.STALE:
-        text = f"{format_money(state.value, currency)}  stale {format_age(state.age_seconds(now))} ({_error_class(state.error)})"
-    elif state.status is Status.NOT_CONFIGURED:
-        text = f"not configured ({state.error})"
-    else:
-        text = f"unavailable ({_error_class(state.error)})"
-    if state.unpriced:
-        text += f"  + unpriced: {', '.join(state.unpriced)}"
-    return text
+def build_report(view, user_id: str | None = None) -> ReadModel:
+    """The report of ``view``'s current states; with ``user_id``, that user only (no master).
+    KeyError for an unknown or disabled user."""
+    return build_read_model(view, user_id=user_id)
 
 
 # ---------------------------------------------------------------------------- table
 
 
-def render_table(report: BalanceReport) -> str:
+def _failure(line: AccountLine) -> str:
+    return line.state.error_class or "unknown error"
+
+
+def account_cell(line: AccountLine, currency: str, now: float) -> str:
+    """The value column of one account line, with its status marker when not fresh."""
+    state = line.state
+    if state is None:
+        return "not read yet"
+    if state.status is Status.OK:
+        text = format_money(state.value, currency)
+    elif state.status is Status.STALE:
+        text = f"{format_money(state.value, currency)}  stale {format_age(state.age_seconds(now))} ({_failure(line)})"
+    elif state.status is Status.NOT_CONFIGURED:
+        text = f"not configured ({state.error})"
+    else:
+        text = f"unavailable ({_failure(line)})"
+    if state.unpriced:
+        text += f"  + unpriced: {', '.join(state.unpriced)}"
+    return text
+
+
+def total_cell(owner: OwnerTotal, currency: str) -> str:
+    """A total: ``$1,000.00``, ``$1,000.00 (partial)`` when something is missing from it, or ``unknown``."""
+    text = format_money(owner.total, currency)
+    return text + PARTIAL if owner.partial and owner.total is not None else text
+
+
+def summary_cells(summary: Summary, currency: str) -> tuple[str, str]:
+    """(capital, average) of the summary, marked when partial or averaged over fewer users."""
+    capital = format_money(summary.total_user_capital, currency)
+    average = format_money(summary.average_per_user, currency)
+    if summary.total_user_capital is not None and summary.partial:
+        capital += PARTIAL
+    if summary.average_per_user is not None:
+        marks = ["partial"] if summary.partial else []
+        if summary.users_counted < summary.user_count:
+            marks.append(f"over {summary.users_counted} of {summary.user_count} users")
+        if marks:
+            average += f" ({'; '.join(marks)})"
+    return capital, average
+
+
+def render_table(report: ReadModel) -> str:
     cur, now = report.base_currency, report.generated_at
     stamp = dt.datetime.fromtimestamp(now, ZoneInfo(report.timezone)).strftime("%Y-%m-%d %H:%M:%S")
     lines = [RULE, f"{'USER ACCOUNT BALANCES':<56}Generated: {stamp}", RULE]
-    if report.master_name is not None:
+    master = report.master
+    if master is not None:
         lines += ["MASTER ACCOUNT", THIN]
-        lines += [f"   {s.broker.upper():<21}{account_cell(s, cur, now)}" for s in report.master]
-        lines += [THIN, f"   {'TOTAL':<21}{format_money(report.master_total, cur)}", ""]
+        lines += [f"   {a.broker.upper():<21}{account_cell(a, cur, now)}" for a in master.accounts]
+        lines += [THIN, f"   {'TOTAL':<21}{total_cell(master, cur)}", ""]
     lines += ["USER ACCOUNTS", THIN]
     if not report.users:
         lines += ["   No user brokers configured.",
                   "   Add one as users/<user_id>.json in the configuration directory (see README.md)."]
-    for index, (user, states) in enumerate(report.users):
+    for index, user in enumerate(report.users):
         if index:
             lines.append("")
-        lines.append(f"   User: {user.user_id}")
-        lines += [f"      {s.broker.upper():<17}{account_cell(s, cur, now)}" for s in states]
-        if not states:
+        lines.append(f"   User: {user.owner}")
+        lines += [f"      {a.broker.upper():<17}{account_cell(a, cur, now)}" for a in user.accounts]
+        if not user.accounts:
             lines.append("      (no enabled brokers)")
-        lines.append(f"      {'SUBTOTAL':<17}{format_money(sum_known(states), cur)}")
+        lines.append(f"      {'SUBTOTAL':<17}{total_cell(user, cur)}")
+    capital, average = summary_cells(report.summary, cur)
     lines += [RULE, "SUMMARY",
-              f"   {'Total Users:':<23}{report.user_count}",
-              f"   {'Total User Capital:':<23}{format_money(report.total_user_capital, cur)}",
-              f"   {'Average per User:':<23}{format_money(report.average_per_user, cur)}",
+              f"   {'Total Users:':<23}{report.summary.user_count}",
+              f"   {'Total User Capital:':<23}{capital}",
+              f"   {'Average per User:':<23}{average}",
               RULE]
     return "\n".join(lines)
 
@@ -165,17 +107,12 @@ def render_table(report: BalanceReport) -> str:
 # ---------------------------------------------------------------------------- JSON
 
 
-def money_number(value: Decimal | None, currency: str) -> float | None:
-    return None if value is None else float(quantize(value, currency))
-
-
-def iso_utc(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def account_json(state: AccountState, currency: str, now: float) -> dict:
+def account_json(line: AccountLine, currency: str, now: float) -> dict:
+    state = line.state
+    if state is None:
+        return {"owner": line.owner, "broker": line.broker, "exchange": line.exchange, "status": line.status,
+                "value": None, "fetched_at": None, "age_seconds": None, "error": None, "error_class": None,
+                "assets": {}, "unpriced": []}
     age = state.age_seconds(now)
     return {
         "owner": state.owner,
@@ -186,6 +123,7 @@ def account_json(state: AccountState, currency: str, now: float) -> dict:
         "fetched_at": iso_utc(state.fetched_at),
         "age_seconds": None if age is None else round(age, 1),
         "error": state.error,
+        "error_class": state.error_class,
         "assets": {asset: {"amount": float(h.amount),
                            "price": None if h.price is None else float(h.price),
                            "value": money_number(h.value, currency)}
@@ -194,19 +132,26 @@ def account_json(state: AccountState, currency: str, now: float) -> dict:
     }
 
 
-def report_json(report: BalanceReport) -> dict:
+def report_json(report: ReadModel) -> dict:
     cur, now = report.base_currency, report.generated_at
-    users = {u.user_id: {s.broker: money_number(s.value, cur) for s in states} for u, states in report.users}
+    master, summary = report.master, report.summary
     return {
         "timestamp": iso_utc(now),
         "base_currency": cur,
-        "balances": {"master": {s.broker: money_number(s.value, cur) for s in report.master}, "users": users},
+        "balances": {
+            "master": {a.broker: money_number(a.value, cur) for a in master.accounts} if master else {},
+            "users": {u.owner: {a.broker: money_number(a.value, cur) for a in u.accounts} for u in report.users},
+        },
         "summary": {
             "master_total": money_number(report.master_total, cur),
-            "user_totals": {u.user_id: money_number(sum_known(states), cur) for u, states in report.users},
-            "total_user_capital": money_number(report.total_user_capital, cur),
-            "user_count": report.user_count,
-            "average_per_user": money_number(report.average_per_user, cur),
+            "master_partial": master.partial if master else False,
+            "user_totals": {u.owner: money_number(u.total, cur) for u in report.users},
+            "user_partial": {u.owner: u.partial for u in report.users},
+            "total_user_capital": money_number(summary.total_user_capital, cur),
+            "user_count": summary.user_count,
+            "users_counted": summary.users_counted,
+            "average_per_user": money_number(summary.average_per_user, cur),
+            "partial": summary.partial,
         },
-        "accounts": [account_json(s, cur, now) for s in report.states],
+        "accounts": [account_json(line, cur, now) for line in report.lines()],
     }

@@ -4,6 +4,11 @@
  * put into the page with textContent or setAttribute on elements made with createElement; this
  * file never assigns innerHTML. Unknown values (null) show as "unknown" or "—", never as 0.
  *
+ * Totals are the server's read model: this file adds nothing up. A known total the server marks
+ * `partial` (some account stale, failed, not configured, not read yet or partly unpriced) gets a
+ * "partial" mark beside it; the average says over how many users it is when some total is
+ * unknown. Error classes come from each status entry's `error_class` field, never parsed.
+ *
  * Traffic: /api/users every POLL_MS (paused while the tab is hidden); a card's chart data
  * (daily closes + recent snapshots of its accounts) is fetched when the card first scrolls into
  * view, and again only when the user's numbers change (at most once per CHART_MIN_MS) or on
@@ -92,7 +97,7 @@
       pad(d.getHours()) + ":" + pad(d.getMinutes());
   }
 
-  function errorClass(error) { return error ? String(error).split(":")[0] : "unknown error"; }
+  function errorClass(st) { return st.error_class ? String(st.error_class) : "unknown error"; }
 
   function ymd(d) { return d.getUTCFullYear() + pad(d.getUTCMonth() + 1) + pad(d.getUTCDate()); }
 
@@ -132,9 +137,9 @@
       badge.textContent = "ok";
       if (isKnown(st.age_seconds)) { title = "read " + formatAge(st.age_seconds) + " ago"; }
     } else if (status === "stale") {
-      badge.textContent = "stale " + formatAge(st.age_seconds) + " (" + errorClass(st.error) + ")";
+      badge.textContent = "stale " + formatAge(st.age_seconds) + " (" + errorClass(st) + ")";
     } else if (status === "error") {
-      badge.textContent = "error (" + errorClass(st.error) + ")";
+      badge.textContent = "error (" + errorClass(st) + ")";
     } else if (status === "not_configured") {
       badge.textContent = "not configured";
     } else if (status === "pending") {
@@ -175,13 +180,40 @@
 
   // ------------------------------------------------------------------ summary and master
 
+  /* The "partial" mark beside a known total the server marked partial (hidden otherwise). */
+  function showPartial(node, total, partial) {
+    var show = Boolean(partial) && isKnown(total);
+    if (node.hidden === show) { node.hidden = !show; }
+  }
+
+  function partialMark(field) {
+    var mark = el("span", "partial-mark", "partial");
+    mark.setAttribute("data-field", field);
+    mark.setAttribute("title", "some account of this total is stale, failed, not configured, not read yet or holds an unpriced asset");
+    mark.hidden = true;
+    return mark;
+  }
+
+  function totalBox(total, mark) {
+    var box = el("div", "total-box");
+    box.appendChild(total);
+    box.appendChild(mark);
+    return box;
+  }
+
   function renderSummary(data) {
     var s = data.summary || {};
     var cur = state.currency;
     var count = isKnown(s.user_count) ? s.user_count : (isKnown(s.total_users) ? s.total_users : (data.users || []).length);
     setText(document.getElementById("sum-users"), String(count));
     setText(document.getElementById("sum-capital"), formatMoney(s.total_user_capital, cur));
+    showPartial(document.getElementById("sum-capital-partial"), s.total_user_capital, s.partial);
     setText(document.getElementById("sum-average"), formatMoney(s.average_per_user, cur));
+    var note = document.getElementById("sum-average-note");
+    var counted = isKnown(s.users_counted) ? Number(s.users_counted) : Number(count);
+    var over = isKnown(s.average_per_user) && counted < Number(count);
+    setText(note, over ? "over " + counted + " of " + count + " users" : "");
+    note.hidden = !over;
     setText(document.getElementById("updated-at"), "updated " + formatTime(data.timestamp));
   }
 
@@ -196,7 +228,9 @@
     head.appendChild(el("h2", "user-name", m.name || "Master"));
     var total = el("span", "total money", formatMoney(m.total, state.currency));
     total.setAttribute("data-field", "master-total");
-    head.appendChild(total);
+    var mark = partialMark("master-partial");
+    showPartial(mark, m.total, m.partial);
+    head.appendChild(totalBox(total, mark));
     body.appendChild(head);
     body.appendChild(brokerLines(m.brokers, m.status, state.currency));
   }
@@ -223,13 +257,14 @@
     titles.appendChild(uid);
     var total = el("span", "total money");
     total.setAttribute("data-field", "total");
+    var partial = partialMark("partial");
     head.appendChild(titles);
-    head.appendChild(total);
+    head.appendChild(totalBox(total, partial));
     card.appendChild(head);
     var brokers = el("div", "broker-box");
     card.appendChild(brokers);
     var stats = el("dl", "stats");
-    var parts = { name: name, uid: uid, total: total, brokers: brokers };
+    var parts = { name: name, uid: uid, total: total, partial: partial, brokers: brokers };
     [["Total trades", "total_trades"], ["Win rate", "win_rate"], ["Daily P&L", "daily_pnl"], ["Total P&L", "total_pnl"]]
       .forEach(function (pair) { var s = stat(pair[0], pair[1]); stats.appendChild(s.box); parts[pair[1]] = s.value; });
     card.appendChild(stats);
@@ -280,7 +315,7 @@
   }
 
   function signatureOf(user) {
-    return JSON.stringify([user.total, user.brokers, user.total_trades, user.total_pnl]);
+    return JSON.stringify([user.total, user.partial, user.brokers, user.total_trades, user.total_pnl]);
   }
 
   function updateCard(card, user) {
@@ -290,6 +325,7 @@
     setText(p.name, user.name || user.user_id);
     setText(p.uid, user.name && user.name !== user.user_id ? user.user_id : "");
     setText(p.total, formatMoney(user.total, cur));
+    showPartial(p.partial, user.total, user.partial);
     clear(p.brokers);
     p.brokers.appendChild(brokerLines(user.brokers, user.status, cur));
     setText(p.total_trades, isKnown(user.total_trades) ? String(user.total_trades) : "\u2014");
