@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from bot.core.money import MONEY, decimal_text as _text, money_number
 from bot.core.state import AccountState
-from bot.core.timefmt import iso, iso_utc
+from bot.core.timefmt import iso, iso_utc, utc_from_timestamp
 from bot.store import Snapshot, Trade
 from bot.history.journal import EMPTY, trade_stats
 from bot.config.web import ADMIN, WebSettings
@@ -87,7 +87,7 @@ def read_stats(manager, web: WebSettings, now: float) -> dict:
     if history is None:
         return {}
     return trade_stats(history.store, manager.config.settings.timezone, web.recent_trades,
-                       now=dt.datetime.fromtimestamp(now, dt.timezone.utc))
+                       now=utc_from_timestamp(now))
 
 
 def _summary(summary: Summary, cur: str) -> dict:

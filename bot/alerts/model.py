@@ -9,10 +9,12 @@ are RFC 3339 in UTC.
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+
+from bot.core.money import MONEY
+from bot.core.timefmt import utc_from_timestamp as utc  # re-exported: the alert modules' UTC datetimes
 
 FIRING, RESOLVED = "firing", "resolved"
 
@@ -38,10 +40,6 @@ LEVELS = {
 }
 
 
-def utc(timestamp: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)
-
-
 def rfc3339(timestamp: float) -> str:
     return utc(timestamp).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -50,7 +48,7 @@ def money(value: Decimal | None) -> str:
     """A value for messages: grouped, at least 2 decimals, at most 8, trailing zeros dropped."""
     if value is None:
         return "unknown"
-    text = f"{value.quantize(Decimal('1e-8')) if value.as_tuple().exponent < -8 else value:,f}"
+    text = f"{value.quantize(Decimal('1e-8'), context=MONEY) if value.as_tuple().exponent < -8 else value:,f}"
     if "." in text:
         whole, frac = text.split(".")
         frac = frac.rstrip("0").ljust(2, "0")

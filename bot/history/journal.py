@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from bot.store import BalanceStore, Trade, TradeIn
 from bot.core.money import MONEY
+from bot.core.timefmt import utc_from_timestamp
 from bot.store.records import TRADE_SIDES
 
 
@@ -109,7 +110,7 @@ def make_trade(user_id: str, broker: str, symbol: str, side: str, amount, price,
     elif isinstance(timestamp, dt.datetime):
         executed = timestamp
     elif isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
-        executed = dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)
+        executed = utc_from_timestamp(timestamp)
     else:
         raise ValueError(f"timestamp must be a timezone-aware datetime or epoch seconds, got {timestamp!r}")
     return TradeIn(user_id=user_id, broker=broker, symbol=symbol, side=side.lower(),
