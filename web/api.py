@@ -20,12 +20,12 @@ from flask import Blueprint, Response, g, request
 
 from bot.config import MASTER_OWNER
 from bot.core.money import MONEY, money_number
-from bot.core.timefmt import iso_utc
+from bot.core.timefmt import iso, iso_utc
 from bot.views import exact_json
 from bot.views.history_report import account_balance_records, period, user_balances_json
 from bot.store import FILTER_SOURCES
 from web import context
-from web.payloads import iso, net_worth, series_json, snapshot_json
+from web.payloads import net_worth, series_json, snapshot_json
 from web.problems import ApiProblem, bad_parameter
 
 bp = Blueprint("api", __name__, url_prefix="/api")

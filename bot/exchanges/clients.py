@@ -13,11 +13,12 @@ from decimal import Decimal
 from typing import Callable, Mapping
 
 from bot.config import AccountConfig, Settings
+from bot.core.money import MONEY
 from bot.core.pricing import ONE, to_decimal
 from bot.exchanges.endpoint import ExchangeEndpoint, endpoint_key
 from bot.exchanges.gate import CallGate
 from bot.exchanges.quirks import private_min_interval
-from bot.exchanges.wire import EXACT, MalformedResponse, unalias  # MalformedResponse: public here too
+from bot.exchanges.wire import MalformedResponse, unalias  # MalformedResponse: public here too
 
 PriceOf = Callable[[str], "Decimal | None"]
 
@@ -42,7 +43,7 @@ def parse_totals(balance: object) -> dict[str, Decimal]:
             raise MalformedResponse(f"amount of {asset} is not a number: {str(raw)[:40]!r}")
         if amount < 0:
             raise MalformedResponse(f"negative amount of {asset}: {str(raw)[:40]}")
-        amounts[asset] = EXACT.add(amounts[asset], amount) if asset in amounts else amount
+        amounts[asset] = MONEY.add(amounts[asset], amount) if asset in amounts else amount
     return amounts
 
 
@@ -57,7 +58,7 @@ def _amount(balance: Mapping, key, raw) -> Decimal | None:
     free, used = to_decimal(raw_free), to_decimal(raw_used)
     if (raw_free is not None and free is None) or (raw_used is not None and used is None):
         return None
-    return EXACT.add(free or 0, used or 0)
+    return MONEY.add(free or 0, used or 0)
 
 
 class PaperClient:

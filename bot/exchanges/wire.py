@@ -22,12 +22,8 @@ so the per-read alias table on it needs no lock.
 from __future__ import annotations
 
 import json
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context
 
 ALIAS_MARK = "\x1f"  # ASCII unit separator: never part of a currency code
-# Sums of amounts are exact (the default context rounds to 28 digits); the same context as
-# bot.store.records.EXACT, kept here so that the exchange layer imports nothing from the store.
-EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 class MalformedResponse(Exception):

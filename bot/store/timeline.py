@@ -87,8 +87,8 @@ def _chain(connection: Connection, account_id: str, rows: list[tuple],
 
     Amounts are subtracted exactly (``-`` under `bot.core.money.MONEY`: 60 digits, exact for any
     real balance); the percentage, a float anyway, is float(exact change) / float(previous
-    balance) * 100. Snapshots are built
-    by setting their slots directly (see `records.SNAPSHOT_SLOTS`).
+    balance) * 100. Snapshots are built by setting their slots directly (see
+    `records.SNAPSHOT_SLOTS`).
     """
     text_times = connection.dialect.name == "sqlite"  # ISO text there (see types.py)
     parse, utc, new = datetime.fromisoformat, UTC, object.__new__
