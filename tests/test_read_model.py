@@ -17,6 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.views.metrics import render_metrics
 from bot.views.model import build_read_model, user_balance_summary
 from bot.views.report import build_report, render_table, report_json
+from tests.conftest import FAST_SETTINGS, broker_on, no_spacing
+from tests.fakes import FakeOKX
 from tests.read_model_states import (AVERAGE, CAPITAL, COUNTED, EXACT_CAPITAL, RANKED, STATUSES, TOTALS,
                                      UNKNOWN_ACCOUNTS, USERS, mixed_states, paper)
 from web import close_app, create_app
@@ -198,15 +200,22 @@ def test_zero_users_is_zero_capital_over_zero_users(config, managers):
 
 
 def test_a_value_beyond_the_money_context_is_one_accounts_error(config, managers):
-    config.user("whale", {"kraken": paper(USD="1e26"), "coinbase": paper(USD="1e30")})   # big, but real numbers
-    config.user("absurd", {"kraken": paper(USD="1e45")})                                 # beyond 1E+40
-    config.user("alice", {"kraken": paper(USD=5)})
-    manager = config.manager()
-    managers.append(manager)
-    manager.refresh()
-    states = {s.owner: s for s in manager.current_states() if s.broker == "kraken"}
+    """Balances as an exchange sends them (OKX writes plain digits; the configuration bounds
+    paper balances), USDT valued at its USD peg."""
+    with FakeOKX() as okx:
+        big, bigger, absurd, small = (okx.add_account({"USDT": usdt}) for usdt in ("1" + "0" * 26, "1" + "0" * 30,
+                                                                                    "1" + "0" * 45, "5"))
+        config.settings(**FAST_SETTINGS, rate_limits=no_spacing("okx"))
+        config.user("whale", {"okx": broker_on(okx, big), "okx2": broker_on(okx, bigger)})  # big, but real numbers
+        config.user("absurd", {"okx": broker_on(okx, absurd)})                              # beyond 1E+40
+        config.user("alice", {"okx": broker_on(okx, small)})
+        manager = config.manager()
+        managers.append(manager)
+        manager.refresh()
+    states = {s.owner: s for s in manager.current_states() if s.broker == "okx"}
     assert states["absurd"].status.value == "error" and states["absurd"].value is None
     assert states["absurd"].error_class == "ValueOutOfRange" and "USD" in states["absurd"].error
+    assert states["whale"].value == D(10) ** 26
     report = build_report(manager)
     table, data = render_table(report), report_json(report)
     assert "$100,000,000,000,000,000,000,000,000.00" in table                       # 1e26: printed, no crash
