@@ -103,21 +103,25 @@ class Summary:
     partial: bool
 
 
+_OK = Status.OK
+_add = MONEY.add
+_new_tuple = tuple.__new__  # builds an OwnerTotal without the named-tuple constructor's argument binding
+
+
 def owner_total(owner: str, name: str, configs: tuple[AccountConfig, ...],
                 states: tuple[AccountState | None, ...]) -> OwnerTotal:
-    """The total of ``states`` under the rule of the module docstring (one pass, no property calls)."""
-    if not states:
-        return OwnerTotal(owner, name, configs, states, ZERO, False)
-    total, complete, add, ok = None, True, MONEY.add, Status.OK
+    """The total of ``states`` under the rule of the module docstring (one pass: it runs for every
+    owner at every scrape)."""
+    total, complete = (None, True) if states else (ZERO, True)
     for state in states:
         value = None if state is None else state.value
         if value is None:
             complete = False
-            continue
-        total = value if total is None else add(total, value)
-        if complete and (state.status is not ok or state.unpriced):
-            complete = False
-    return OwnerTotal(owner, name, configs, states, total, total is None or not complete)
+        else:
+            total = value if total is None else _add(total, value)
+            if complete and (state.status is not _OK or state.unpriced):
+                complete = False
+    return _new_tuple(OwnerTotal, (owner, name, configs, states, total, total is None or not complete))
 
 
 def summarize(users: tuple[OwnerTotal, ...] | list[OwnerTotal]) -> Summary:
