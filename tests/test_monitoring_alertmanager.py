@@ -7,6 +7,7 @@ notifications (a webhook receiver with ``send_resolved``) to see the resolution.
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 
@@ -23,7 +24,7 @@ BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 CONFIG = """\
 route:
   receiver: hook
-  group_by: ['alertname', 'user', 'broker']
+  group_by: ['alertname', 'owner', 'broker']
   group_wait: 0s
   group_interval: 1s
   repeat_interval: 1h
@@ -105,11 +106,13 @@ def test_firing_and_resolved_alerts_reach_alertmanager(config, managers, alertma
 
         firing = poll(lambda: am_alerts(alertmanager))
         alert, = firing
-        assert alert["labels"] == {"alertname": "BALANCE_LOW", "user": "alice", "broker": "kraken",
-                                   "severity": "warning"}
+        assert alert["labels"] == {"alertname": "MultibalanceAccountBalanceLow", "type": "BALANCE_LOW",
+                                   "owner": "alice", "broker": "kraken", "exchange": "kraken",
+                                   "severity": "warning", "instance": socket.gethostname()}
         assert alert["status"]["state"] == "active"
         assert alert["annotations"]["summary"] == "alice kraken balance 100.00 USD is below 500.00 USD"
-        assert float(alert["annotations"]["value"]) == 100 and alert["annotations"]["threshold"] == "500"
+        assert alert["annotations"]["value"] == "100" and alert["annotations"]["threshold"] == "500"
+        assert alert["annotations"]["currency"] == "USD" and "alice:kraken on kraken" in alert["annotations"]["description"]
 
         kraken.set_balance(creds["alice"]["api_key"], "USD", "900")
         manager.refresh()
@@ -117,8 +120,8 @@ def test_firing_and_resolved_alerts_reach_alertmanager(config, managers, alertma
         poll(lambda: am_alerts(alertmanager) == [])                  # resolved: no longer listed
 
     bodies = notifications.wait_for(lambda b: any(n["status"] == "resolved" for n in b), timeout=15)
-    statuses = [(n["status"], a["labels"]["alertname"], a["labels"]["user"]) for n in bodies for a in n["alerts"]]
-    assert statuses[0] == ("firing", "BALANCE_LOW", "alice")
-    assert statuses[-1] == ("resolved", "BALANCE_LOW", "alice")
+    statuses = [(n["status"], a["labels"]["alertname"], a["labels"]["owner"]) for n in bodies for a in n["alerts"]]
+    assert statuses[0] == ("firing", "MultibalanceAccountBalanceLow", "alice")
+    assert statuses[-1] == ("resolved", "MultibalanceAccountBalanceLow", "alice")
     resolved = [a for n in bodies for a in n["alerts"] if a["status"] == "resolved"][0]
     assert resolved["startsAt"] == alert["startsAt"]              # one alert, from firing to resolved

@@ -227,8 +227,15 @@ def test_json_and_alertmanager_shapes():
     assert body == {"type": "BALANCE_LOW", "state": "firing", "level": "warning", "user_id": "bob", "broker": None,
                     "value": "70", "threshold": "100", "message": "bob total balance 70.00 USD is below 100.00 USD",
                     "timestamp": "2026-01-01T00:01:00.000Z"}
-    posted = total.to_alertmanager(firing_ttl_seconds=600)
-    assert posted["labels"] == {"alertname": "BALANCE_LOW", "user": "bob", "severity": "warning"}
+    posted = total.to_alertmanager(firing_ttl_seconds=600, instance="host-1:9478", generator_url="http://host-1/users")
+    assert posted["labels"] == {"alertname": "MultibalanceUserBalanceLow", "type": "BALANCE_LOW", "owner": "bob",
+                                "severity": "warning", "instance": "host-1:9478"}
+    assert posted["annotations"]["value"] == "70" and posted["annotations"]["threshold"] == "100"
+    assert posted["annotations"]["currency"] == "USD" and posted["generatorURL"] == "http://host-1/users"
+    low, = [e for e in engine(TWO, low_balance=100).observe(ok("5", "bob:okx"), T0) if e.broker is not None]
+    labels = low.to_alertmanager(600)["labels"]
+    assert labels["alertname"] == "MultibalanceAccountBalanceLow" and labels["exchange"] == "kraken"
+    assert "instance" not in labels and "generatorURL" not in low.to_alertmanager(600)
     assert (posted["startsAt"], posted["endsAt"]) == ("2026-01-01T00:01:00.000Z", "2026-01-01T00:11:00.000Z")
     assert total.to_slack() == {"text": "[FIRING] BALANCE_LOW (warning): bob total balance 70.00 USD is below 100.00 USD"}
     assert money(D("0.000012345678")) == "0.00001235" and money(D("1234567")) == "1,234,567.00"

@@ -98,7 +98,7 @@ def test_every_surface_agrees_on_totals_marks_averages_and_counts(mixed):
                                    "average_per_user": AVERAGE, "partial": True}
     assert table["summary"] == {"Total Users:": str(USERS), "Total User Capital:": "$3,640.00 (partial)",
                                 "Average per User:": "$910.00 (partial; over 4 of 6 users)"}
-    assert (metric(samples, "multibalance_user_capital"), metric(samples, "multibalance_users"),
+    assert (metric(samples, "multibalance_user_capital", currency="USD"), metric(samples, "multibalance_users"),
             metric(samples, "multibalance_users_counted"), metric(samples, "multibalance_user_capital_partial")) == (
         CAPITAL, USERS, COUNTED, 1)
     assert (guide["total_capital"], guide["user_count"], guide["users_counted"], guide["partial"]) == (
@@ -150,7 +150,7 @@ def test_unknown_is_never_zero_on_any_surface(mixed):
         assert users["erin"]["status"]["kraken"]["status"] == "ok"
         assert users["erin"]["status"]["kraken"]["unpriced"] == ["FOO"]
     erin_labels = {"owner": "erin", "broker": "kraken", "exchange": "kraken"}
-    assert metric(samples, "multibalance_account_value", **erin_labels) is None           # absent, not 0
+    assert metric(samples, "multibalance_account_value", currency="USD", **erin_labels) is None           # absent, not 0
     assert metric(samples, "multibalance_account_asset_amount", asset="FOO", **erin_labels) == 3
 
     # every unknown account: null in JSON, absent from /metrics, "unknown"/"unavailable"/"not ..." in the table
@@ -159,12 +159,12 @@ def test_unknown_is_never_zero_on_any_surface(mixed):
         assert by_id[account_id]["value"] is None
         assert api_users[owner]["brokers"][broker] is None and page_users[owner]["brokers"][broker] is None
         exchange = by_id[account_id]["exchange"]
-        assert metric(samples, "multibalance_account_value", owner=owner, broker=broker, exchange=exchange) is None
+        assert metric(samples, "multibalance_account_value", currency="USD", owner=owner, broker=broker, exchange=exchange) is None
         assert "$0.00" not in table["users"][owner][broker.upper()]
 
     # a really empty account is 0, and is low; the unknown one never is
     bob_coinbase = {"owner": "bob", "broker": "coinbase", "exchange": "coinbase"}
-    assert by_id["bob:coinbase"]["value"] == 0.0 and metric(samples, "multibalance_account_value", **bob_coinbase) == 0
+    assert by_id["bob:coinbase"]["value"] == 0.0 and metric(samples, "multibalance_account_value", currency="USD", **bob_coinbase) == 0
     assert table["users"]["bob"]["COINBASE"] == "$0.00"
     open_alerts = system.open_alerts()
     assert ("BALANCE_LOW", "bob", "coinbase") in open_alerts and ("BALANCE_LOW", "frank", "coinbase") in open_alerts
@@ -188,7 +188,7 @@ def test_zero_users_is_zero_capital_over_zero_users(config, managers):
     assert (guide["user_count"], guide["total_capital"], guide["average_balance"], guide["users"]) == (0, 0, 0, [])
     assert f"${guide['total_capital']:,.2f}" == "$0.00"
     samples = metric_samples(render_metrics(manager))
-    assert (metric(samples, "multibalance_users"), metric(samples, "multibalance_user_capital"),
+    assert (metric(samples, "multibalance_users"), metric(samples, "multibalance_user_capital", currency="USD"),
             metric(samples, "multibalance_user_capital_partial")) == (0, 0, 0)
     app = create_app(manager=manager, environ={})
     try:

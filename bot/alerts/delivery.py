@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 import time
 from typing import Callable
@@ -247,12 +248,14 @@ class AlertmanagerSink(_HttpSink):
     def __init__(self, settings: AlertSettings, firing_ttl_seconds: float):
         super().__init__("alertmanager", f"{settings.alertmanager_url}/api/v2/alerts", settings)
         self._ttl = firing_ttl_seconds
+        self._instance = settings.instance or socket.gethostname()
+        self._generator_url = settings.generator_url
 
     def deliver(self, events: list[AlertEvent]) -> None:
         latest: dict[tuple, AlertEvent] = {}
         for event in events:  # several notifications of one alert: the newest says it all
             latest[event.key] = event
-        body = [event.to_alertmanager(self._ttl) for event in latest.values()]
+        body = [event.to_alertmanager(self._ttl, self._instance, self._generator_url) for event in latest.values()]
         if self.post(body, f"{len(body)} alerts"):
             self.delivered += len(events)
         else:

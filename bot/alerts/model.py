@@ -76,6 +76,8 @@ class AlertEvent:
     timestamp: float
     started_at: float
     repeat: bool = False  # a "firing" notification repeated after the cooldown
+    exchange: str | None = None  # the account's exchange (None for a user's total)
+    currency: str | None = None  # of value and threshold (the base currency)
 
     @property
     def key(self) -> tuple[str, str, str | None]:
@@ -99,17 +101,61 @@ class AlertEvent:
     def to_slack(self) -> dict:
         return {"text": f"[{self.state.upper()}] {self.type.value} ({self.level.value}): {self.message}"}
 
-    def to_alertmanager(self, firing_ttl_seconds: float) -> dict:
-        """A postable alert for Alertmanager API v2. A firing alert's ``endsAt`` lies
-        ``firing_ttl_seconds`` ahead (it is re-sent within that while it lasts, else Alertmanager
-        lets it expire); a resolved one's is the resolution time."""
-        labels = {"alertname": self.type.value, "user": self.user_id, "severity": self.level.value}
+    @property
+    def alertname(self) -> str:
+        """The name of the matching rule in config/prometheus/alerts.yml, so that an incident
+        raised by both Prometheus and the monitor carries one name and deduplicates."""
+        return ALERTNAMES[(self.type, self.broker is None)]
+
+    def to_alertmanager(self, firing_ttl_seconds: float, instance: str | None = None,
+                        generator_url: str | None = None) -> dict:
+        """A postable alert for Alertmanager API v2, labelled like the exported metrics
+        (``owner``, ``broker``, ``exchange``) and the shipped Prometheus rules (``alertname``,
+        ``severity``). A firing alert's ``endsAt`` lies ``firing_ttl_seconds`` ahead (it is
+        re-sent within that while it lasts, else Alertmanager lets it expire); a resolved one's
+        is the resolution time. Annotation values are plain numbers (Alertmanager annotations are strings)."""
+        labels = {"alertname": self.alertname, "type": self.type.value, "owner": self.user_id,
+                  "severity": self.level.value}
         if self.broker is not None:  # a user's total has no broker label
             labels["broker"] = self.broker
-        annotations = {"summary": self.message}
+        if self.exchange is not None:
+            labels["exchange"] = self.exchange
+        if instance:
+            labels["instance"] = instance
+        annotations = {"summary": self.message, "description": self.description()}
         for name, value in (("value", self.value), ("threshold", self.threshold)):
             if value is not None:
-                annotations[name] = str(value)
+                annotations[name] = plain_number(value)
+        if self.currency:
+            annotations["currency"] = self.currency
         ends = self.timestamp + firing_ttl_seconds if self.state == FIRING else self.timestamp
-        return {"labels": labels, "annotations": annotations, "startsAt": rfc3339(self.started_at),
-                "endsAt": rfc3339(ends)}
+        alert = {"labels": labels, "annotations": annotations, "startsAt": rfc3339(self.started_at),
+                 "endsAt": rfc3339(ends)}
+        if generator_url:
+            alert["generatorURL"] = generator_url
+        return alert
+
+    def description(self) -> str:
+        subject = f"{self.user_id}:{self.broker}" if self.broker else f"the accounts of {self.user_id} in total"
+        where = f" on {self.exchange}" if self.exchange else ""
+        text = {AlertType.BALANCE_LOW: "balance below its threshold", AlertType.BALANCE_DROP: "balance dropped",
+                AlertType.ACCOUNT_ERROR: "reads failing"}[self.type]
+        state = "resolved" if self.state != FIRING else "firing"
+        return f"{text.capitalize()} for {subject}{where} ({state}): {self.message}"
+
+
+def plain_number(value: Decimal) -> str:
+    """``600`` for 600.000, ``0.5`` for 0.50: a number without exponent or trailing zeros."""
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+# Alertmanager ``alertname`` per (type, is a user's total): the rule names of config/prometheus/alerts.yml.
+ALERTNAMES = {
+    (AlertType.BALANCE_LOW, False): "MultibalanceAccountBalanceLow",
+    (AlertType.BALANCE_LOW, True): "MultibalanceUserBalanceLow",
+    (AlertType.BALANCE_DROP, False): "MultibalanceBalanceDrop",
+    (AlertType.BALANCE_DROP, True): "MultibalanceBalanceDrop",  # a user's total: no broker label
+    (AlertType.ACCOUNT_ERROR, False): "MultibalanceAccountDown",
+    (AlertType.ACCOUNT_ERROR, True): "MultibalanceAccountDown",
+}

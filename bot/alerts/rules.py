@@ -89,6 +89,7 @@ class AlertEngine:
         self._accounts: dict[str, _Subject] = {}
         self._totals: dict[str, _Subject] = {owner: _Subject() for owner, ids in self._owners.items() if len(ids) > 1}
         self._open: dict[tuple, _Open] = {}
+        self._exchanges: dict[tuple[str, str], str] = {}  # (owner, broker) -> exchange id, from the reads seen
 
     # ------------------------------------------------------------------ state across restarts
 
@@ -159,6 +160,7 @@ class AlertEngine:
             return []
         events: list[AlertEvent] = []
         owner, broker = state.owner, state.broker
+        self._exchanges[(owner, broker)] = state.exchange
         rules = self._settings.rules_for(owner)
         subject = self._account(state.account_id)
         subject.value = state.value
@@ -250,17 +252,19 @@ class AlertEngine:
         """Move one alert: fire (or repeat after the cooldown) while it holds, resolve when it clears."""
         key = (kind, owner, broker)
         opened = self._open.get(key)
+        exchange = None if broker is None else self._exchanges.get((owner, broker))
         if opened is None:
             if not holds:
                 return
             self._open[key] = _Open(now, now)
-            events.append(AlertEvent(kind, FIRING, LEVELS[kind], owner, broker, value, threshold, message, now, now))
+            events.append(AlertEvent(kind, FIRING, LEVELS[kind], owner, broker, value, threshold, message, now, now,
+                                     exchange=exchange, currency=self._base))
         elif holds:
             if now - opened.last_sent >= rules.cooldown_seconds:
                 opened.last_sent = now
                 events.append(AlertEvent(kind, FIRING, LEVELS[kind], owner, broker, value, threshold, message, now,
-                                         opened.started_at, repeat=True))
+                                         opened.started_at, repeat=True, exchange=exchange, currency=self._base))
         elif clears:
             del self._open[key]
             events.append(AlertEvent(kind, RESOLVED, LEVELS[kind], owner, broker, value, threshold, message, now,
-                                     opened.started_at))
+                                     opened.started_at, exchange=exchange, currency=self._base))

@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import threading
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bot.app import ops
@@ -28,7 +29,7 @@ from bot.app.argparsing import OneLineParser, UsageError
 from bot.app.logsetup import add_common_options, configure_logging
 from bot.app.manager import MultiAccountBrokerManager
 from bot.config import ConfigError, load_config
-from bot.monitoring_system import get_monitoring_system
+from bot.alerts.system import MonitoringSystem, get_monitoring_system
 from bot.views.metrics import metrics_for
 
 log = logging.getLogger("bot.monitor")
@@ -47,10 +48,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def attach_monitoring(manager):
+def attach_monitoring(manager, metrics_url: str | None = None):
     """Attach the monitoring system (alert rules and delivery) to ``manager``; count its alerts
-    in the metrics. Returns the system (stop it before closing the manager)."""
-    system = get_monitoring_system(manager)
+    in the metrics. Alerts sent to Alertmanager name ``metrics_url`` as their generator unless
+    ``alerts.generator_url`` is set. Returns the system (stop it before closing the manager)."""
+    alerts = manager.config.settings.alerts
+    if metrics_url and alerts.generator_url is None:
+        system = MonitoringSystem(manager, settings=replace(alerts, generator_url=metrics_url))
+    else:
+        system = get_monitoring_system(manager)
     metrics_for(manager).watch_alerts(system)
     return system
 
@@ -124,7 +130,9 @@ def run(args, stop: threading.Event) -> int:
     try:
         metrics_for(manager)  # count every read from the first one
         try:
-            monitoring = attach_monitoring(manager)
+            host, port = server.server_address[:2]
+            shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+            monitoring = attach_monitoring(manager, f"http://{shown}:{port}/metrics")
         except ConfigError as exc:  # normally refused by load_config already
             print(f"error: {exc}", file=sys.stderr)
             return status

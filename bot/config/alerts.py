@@ -17,6 +17,10 @@ settings.json ``alerts`` (every field optional)::
     webhook_retries              further attempts after a failed one (2), backoff doubling from
     webhook_retry_backoff_seconds  (1)
     alertmanager_url             Prometheus Alertmanager base URL (absent: not used)
+    instance                     the ``instance`` label of alerts sent to Alertmanager (default:
+                                 this host's name), to deduplicate with Prometheus's own alerts
+    generator_url                the ``generatorURL`` of those alerts (e.g. the dashboard's URL;
+                                 default: the monitor's own /metrics URL, else none)
 
 A user file's ``alerts`` may override the rule fields (the first seven) for that user's accounts
 and total; ``null`` switches a rule off for that user. Everything is validated when the
@@ -38,7 +42,7 @@ from bot.core.secrets import redact_url
 RULE_FIELDS = ("low_balance", "drop_percent", "drop_window_minutes", "cooldown_minutes", "hysteresis_percent",
                "error_reads", "stale_minutes")
 DELIVERY_FIELDS = ("webhooks", "webhook_timeout_seconds", "webhook_retries", "webhook_retry_backoff_seconds",
-                   "alertmanager_url")
+                   "alertmanager_url", "instance", "generator_url")
 WEBHOOK_FORMATS = ("json", "slack")
 HUNDRED = Decimal(100)
 
@@ -100,6 +104,8 @@ class AlertSettings:
     webhook_retries: int = 2
     webhook_retry_backoff_seconds: float = 1.0
     alertmanager_url: str | None = None
+    instance: str | None = None
+    generator_url: str | None = None
 
     def rules_for(self, owner: str) -> RuleSettings:
         return self.user_rules.get(owner, self.rules)
@@ -192,4 +198,12 @@ def _parse(settings_alerts, user_alerts, directory: Path) -> AlertSettings:
         webhook_retries=retries,
         webhook_retry_backoff_seconds=f.number("webhook_retry_backoff_seconds", 1.0),
         alertmanager_url=(_url(f, "alertmanager_url") or "").rstrip("/") or None,
+        instance=f.checked("instance", f.text("instance"), _instance_problem),
+        generator_url=_url(f, "generator_url"),
     )
+
+
+def _instance_problem(value: str) -> str | None:
+    if len(value) > 200 or any(c.isspace() or not c.isprintable() for c in value):
+        return "must be a host name or host:port (no spaces), at most 200 characters"
+    return None

@@ -14,9 +14,11 @@ Metrics (labels ``owner`` = "master" or the user id, ``broker``, ``exchange``; m
 base currency named by ``multibalance_info``):
 
 - ``multibalance_info{base_currency, version}``: always 1.
-- ``multibalance_account_value{owner, broker, exchange}``: absent while the value is unknown.
+- ``multibalance_account_value{owner, broker, exchange, currency}``: absent while the value is
+  unknown; ``currency`` is the base currency (so no query needs a join on the info metric).
 - ``multibalance_account_up{owner, broker, exchange}``: 1 if the last read succeeded, else 0 (also
-  0 before the first read and for an account without credentials).
+  0 before the first read); absent for an account without credentials (not configured: nothing
+  is down, so the shipped ``MultibalanceAccountDown`` rule does not page for it).
 - ``multibalance_account_last_success_timestamp_seconds{owner, broker, exchange}``: Unix time of
   the last good read; absent before it.
 - ``multibalance_account_asset_amount{owner, broker, exchange, asset}``: amount of one asset in its
@@ -26,9 +28,12 @@ base currency named by ``multibalance_info``):
 - ``multibalance_accounts_omitted``: user accounts left without per-account series by the cap.
 - ``multibalance_users``: enabled users; ``multibalance_users_counted``: users whose total is
   known (the average capital per user is ``user_capital / users_counted``);
-  ``multibalance_user_capital``: sum of the users' known totals (0 with no users, absent when
+  ``multibalance_user_capital{currency}``: sum of the users' known totals (0 with no users, absent when
   there are users and no total is known); ``multibalance_user_capital_partial``: 1 when some
   user's total is partial or unknown (an account not ok, unknown, or holding an unpriced asset).
+- ``multibalance_asset_price{exchange, asset, currency}``: the last price of an asset held on an
+  exchange, in the base currency (from the last good reads; absent for unpriced assets).
+- ``process_*`` and ``python_*``: prometheus_client's process, platform and GC collectors.
 - ``multibalance_cache_hits_total``, ``multibalance_cache_misses_total``: the view's cache lookups.
 - ``multibalance_alerts_fired_total{type}``: from the monitoring system given to `watch_alerts`.
 - ``multibalance_fetch_duration_seconds{exchange}``: histogram of read durations (retries and
@@ -52,7 +57,7 @@ import weakref
 from dataclasses import dataclass, fields
 from typing import Callable, Iterable, Mapping
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import Metric
 
 import bot
@@ -67,7 +72,9 @@ log = logging.getLogger(__name__)
 
 PREFIX = "multibalance"
 ACCOUNT_LABELS = ("owner", "broker", "exchange")
+VALUE_LABELS = ACCOUNT_LABELS + ("currency",)
 ASSET_LABELS = ACCOUNT_LABELS + ("asset",)
+PRICE_LABELS = ("exchange", "asset", "currency")
 FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 OTHER_ERROR = "Other"
 _ERROR_CLASS = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")
@@ -87,8 +94,16 @@ def metrics_for(view) -> ViewMetrics:
 
 
 def render_metrics(view) -> bytes:
-    """The view's metrics in the Prometheus text format 0.0.4 (``METRICS_CONTENT_TYPE``)."""
-    return encode_text(metrics_for(view).collector.families().all())
+    """The view's metrics in the Prometheus text format 0.0.4 (``METRICS_CONTENT_TYPE``), then
+    this process's ``process_*`` and ``python_*`` series."""
+    return encode_text(metrics_for(view).collector.families().all()) + generate_latest(_PROCESS_REGISTRY)
+
+
+# prometheus_client's process, platform (python_info) and GC collectors, in a registry of their own.
+_PROCESS_REGISTRY = CollectorRegistry()
+ProcessCollector(registry=_PROCESS_REGISTRY)
+PlatformCollector(registry=_PROCESS_REGISTRY)
+GCCollector(registry=_PROCESS_REGISTRY)
 
 
 def error_label(error_class: str | None) -> str:
@@ -105,6 +120,7 @@ class Families:
 
     info: Family
     account_value: Family
+    asset_price: Family
     account_up: Family
     last_success: Family
     asset_amount: Family
@@ -130,7 +146,9 @@ class Families:
             info=Family(f"{p}_info", "info", "multibalance build and the base currency of every value.",
                         ("base_currency", "version")),
             account_value=Family(f"{p}_account_value", "gauge",
-                                 "Value of an account in the base currency (absent while unknown).", ACCOUNT_LABELS),
+                                 "Value of an account in the base currency (absent while unknown).", VALUE_LABELS),
+            asset_price=Family(f"{p}_asset_price", "gauge",
+                               "Last price of an asset held on an exchange, in the base currency.", PRICE_LABELS),
             account_up=Family(f"{p}_account_up", "gauge", "1 if the account's last read succeeded, else 0.",
                               ACCOUNT_LABELS),
             last_success=Family(f"{p}_account_last_success_timestamp_seconds", "gauge",
@@ -145,7 +163,7 @@ class Families:
             users_counted=Family(f"{p}_users_counted", "gauge",
                                  "Enabled users whose total is known (the capital per user is over these)."),
             user_capital=Family(f"{p}_user_capital", "gauge",
-                                "Sum of the known totals of all users, in the base currency."),
+                                "Sum of the known totals of all users, in the base currency.", ("currency",)),
             user_capital_partial=Family(f"{p}_user_capital_partial", "gauge",
                                         "1 if some user's total is partial or unknown, else 0."),
             cache_hits=Family(f"{p}_cache_hits_total", "counter",
@@ -233,8 +251,12 @@ class StateCollector:
         self._base = settings.base_currency
         self._assets = settings.metrics.assets
         exported, self._omitted = exported_accounts(config.accounts(), settings.metrics.max_user_accounts)
-        self._accounts = tuple((a.account_id, labels, label_text(ACCOUNT_LABELS, labels))
-                               for a in exported for labels in [(a.owner, a.broker.name, a.broker.exchange)])
+        currency = f',currency="{escape(self._base)}"'
+        # (account id, labels, label text, value label text, configured)
+        self._accounts = tuple((a.account_id, labels, text, text + currency,
+                                a.broker.paper or a.broker.credentials is not None)
+                               for a in exported for labels in [(a.owner, a.broker.name, a.broker.exchange)]
+                               for text in [label_text(ACCOUNT_LABELS, labels)])
 
     def describe(self) -> Iterable[Metric]:
         """The family names, so that the registry checks clashes without collecting."""
@@ -263,7 +285,7 @@ class StateCollector:
         f.users.add((), summary.user_count)
         f.users_counted.add((), summary.users_counted)
         if summary.total_user_capital is not None:
-            f.user_capital.add((), float(summary.total_user_capital))
+            f.user_capital.add((self._base,), float(summary.total_user_capital))
         f.user_capital_partial.add((), int(summary.partial))
         cache_hits, cache_misses = view.cache_stats()
         f.cache_hits.add((), cache_hits)
@@ -273,18 +295,25 @@ class StateCollector:
 
     def _account_series(self, f: Families, states: Mapping[str, AccountState]) -> None:
         value, up, success, amount, assets = f.account_value, f.account_up, f.last_success, f.asset_amount, self._assets
-        for account_id, labels, text in self._accounts:
+        base, prices = self._base, {}
+        for account_id, labels, text, value_text, configured in self._accounts:
             state = states.get(account_id)
-            up.add(labels, 1 if state is not None and state.status is Status.OK else 0, text)
+            if configured:
+                up.add(labels, 1 if state is not None and state.status is Status.OK else 0, text)
             if state is None:
                 continue
             if state.value is not None:
-                value.add(labels, float(state.value), text)
+                value.add((*labels, base), float(state.value), value_text)
+            for asset, holding in state.holdings.items():
+                if holding.price is not None and asset != base:
+                    prices[(state.exchange, asset)] = holding.price
             if state.fetched_at is not None:
                 success.add(labels, state.fetched_at, text)
             if assets:
                 for asset, holding in state.holdings.items():
                     amount.add((*labels, asset), float(holding.amount), f'{text},asset="{escape(asset)}"')
+        for (exchange, asset), price in sorted(prices.items()):
+            f.asset_price.add((exchange, asset, base), float(price))
 
     def _counters(self, f: Families) -> None:
         for alert_type, count in sorted((str(getattr(t, "value", t)), n)
