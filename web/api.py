@@ -10,6 +10,7 @@ the one view that causes exchange reads (on the manager's fetch workers, waited 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import re
 import time
@@ -25,6 +26,7 @@ from bot.views import exact_json
 from bot.views.history_report import account_balance_records, period, user_balances_json
 from bot.store import FILTER_SOURCES
 from web import context
+from web.history_bundle import DEFAULT_DAYS, DEFAULT_POINTS, MAX_DAYS, history_bundle
 from web.payloads import net_worth, series_json, snapshot_json
 from web.problems import ApiProblem, bad_parameter
 
@@ -96,12 +98,17 @@ def _source() -> str | None:
     return source
 
 
-def _limit() -> int:
-    raw = request.args.get("limit")
+def _limit(default: int = DEFAULT_SNAPSHOT_LIMIT) -> int:
+    return _count("limit", default, 100)
+
+
+def _count(name: str, default: int, maximum: int) -> int:
+    """The integer parameter ``name`` in 1..``maximum`` (``default`` when absent)."""
+    raw = request.args.get(name)
     if raw is None:
-        return DEFAULT_SNAPSHOT_LIMIT
-    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= 100:  # ASCII digits: "²".isdigit() is True
-        raise bad_parameter("limit", "limit must be an integer from 1 to 100.")
+        return default
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= maximum:  # ASCII digits: "²".isdigit() is True
+        raise bad_parameter(name, f"{name} must be an integer from 1 to {maximum}.")
     return int(raw)
 
 
@@ -176,6 +183,27 @@ def users():
     response = Response(body, mimetype="application/json")
     response.headers["Vary"] = "Accept-Encoding, Authorization, Cookie"
     if gzipped:
+        response.headers["Content-Encoding"] = "gzip"
+    return response
+
+
+@bp.get("/users/history")
+def users_history():
+    """Every visible user's chart data in one body: the daily closes of the last ``days`` days
+    and the total at the ``limit`` newest snapshots of its accounts (web.history_bundle)."""
+    days, limit = _count("days", DEFAULT_DAYS, MAX_DAYS), _limit(DEFAULT_POINTS)
+    config = _config()
+    users = [u.user_id for u in config.enabled_users() if g.principal.can_see(u.user_id)]
+    body = json.dumps(history_bundle(_store(), config, users, days, limit), separators=(",", ":")).encode()
+    return _maybe_gzip(body)
+
+
+def _maybe_gzip(body: bytes) -> Response:
+    """``body`` as JSON, gzip-compressed when the request accepts it."""
+    response = Response(body, mimetype="application/json")
+    response.headers["Vary"] = "Accept-Encoding, Authorization, Cookie"
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response.set_data(gzip.compress(body, compresslevel=5))
         response.headers["Content-Encoding"] = "gzip"
     return response
 
