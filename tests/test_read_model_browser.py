@@ -93,7 +93,9 @@ def test_cards_mark_partial_totals_and_the_average_says_over_whom(page, site):
     expect(page.locator("#sum-average")).to_have_text("$910.00")
     expect(page.locator("#sum-average-note")).to_have_text("over 4 of 6 users")
     ids = page.locator(".user-card").evaluate_all("cards => cards.map(c => c.dataset.userId)")
-    assert ids == ["bob", "alice", "carol", "frank", "dave", "erin"]
+    # failing first (issue 14): carol (an account in error), then bob (stale), then the server's
+    # ranking by total (RANKED: bob, alice, carol, frank, dave, erin) for the rest
+    assert ids == ["carol", "bob", "alice", "frank", "dave", "erin"]
 
     expect(card(page, "alice").locator('[data-field="total"]')).to_have_text("$1,000.00")
     expect(card(page, "alice").locator('[data-field="partial"]')).to_be_hidden()

@@ -1,7 +1,8 @@
 """HTML pages: ``/users`` (the dashboard), ``/login`` and ``/logout``.
 
 ``/users`` renders `templates/users.html` with the viewer's ``/api/users`` body (from the same
-cache as the API), then the page updates itself from ``/api/users``. A caller without a valid
+cache as the API) and settings.timezone, then the page updates itself from ``/api/users`` and
+draws its charts from one ``/api/users/history`` request. A caller without a valid
 session or token is sent to ``/login`` (when no token is configured, a local caller is admin and
 needs no login).
 
@@ -72,6 +73,7 @@ def users():
         csrf_token=csrf_token(),
         login_required=not ctx.tokens.empty,
         poll_seconds=POLL_SECONDS,
+        timezone=ctx.manager.config.settings.timezone,
     )
 
 
