@@ -64,6 +64,12 @@ def open_dashboard(page, url: str) -> None:
     expect(page.locator("#dashboard")).to_have_attribute("data-loaded", "true")
 
 
+def history_settled(page) -> None:
+    """Wait until the page's history request has been answered (a reload would abort it)."""
+    page.wait_for_function("() => { const d = window.multibalanceDashboard;"
+                           " return d && d.feed.data !== null && !d.feed.loading; }")
+
+
 def card_ids(page) -> list[str]:
     return page.locator(".user-card:visible").evaluate_all("cards => cards.map(c => c.dataset.userId)")
 
@@ -176,12 +182,14 @@ def test_the_table_view_sorts_filters_and_is_remembered(page, site):
     expect(page.locator("#users-tbody tr")).to_have_count(0)
 
     screenshot(page, "fleet-table-1440")
+    history_settled(page)                                                   # asked for when the cards showed
     page.reload()                                                           # the choice is remembered
     expect(page.locator("#dashboard")).to_have_attribute("data-loaded", "true")
     expect(page.locator("#users-table")).to_be_visible()
     expect(page.locator("#view-table")).to_have_attribute("aria-pressed", "true")
     assert page.evaluate("localStorage.getItem('multibalance.dashboard.view')") == "table"
     page.click("#view-cards")
+    history_settled(page)
     page.reload()
     expect(page.locator("#dashboard")).to_have_attribute("data-loaded", "true")
     expect(page.locator("#users")).to_be_visible()
