@@ -14,9 +14,9 @@ import signal
 import socket
 import sys
 
-from bot.app.argparsing import OneLineParser, UsageError
+from bot.app.argparsing import OneLineParser, UsageError, add_source_address, with_source_address
 from bot.app.logsetup import add_common_options, configure_logging
-from bot.config import ConfigError, config_directory
+from bot.config import ConfigError, config_directory, load_config
 from web.auth import TokenConfigError, is_loopback
 
 log = logging.getLogger("web")
@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=4,
                         help="waitress worker threads (default 4: the GIL makes more no faster on few cores)")
     parser.add_argument("--no-scheduler", action="store_true", help="do not start the background refresh jobs")
+    add_source_address(parser)
     add_common_options(parser)
     return parser
 
@@ -60,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     from web import close_app, context, create_app
 
     try:
-        app = create_app(config_dir=str(config_directory(args.config)), start_scheduler=False)
-    except (ConfigError, TokenConfigError) as exc:
+        if args.source_address is None:
+            app = create_app(config_dir=str(config_directory(args.config)), start_scheduler=False)
+        else:
+            config = with_source_address(load_config(args.config), args.source_address)
+            app = create_app(config=config, start_scheduler=False)
+    except (ConfigError, TokenConfigError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import sys
 
-from bot.app.argparsing import OneLineParser, UsageError
+from bot.app.argparsing import OneLineParser, UsageError, add_source_address, with_source_address
 from bot.app.logsetup import add_common_options, configure_logging
 from bot.config import ConfigError, load_config
 from bot.views import exact_json
@@ -52,6 +52,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--export", choices=["account-balance"], help="print open-platform records (needs --user, --date)")
     p.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="with --export: the balance date")
     p.add_argument("--type", choices=["day", "month"], default=None, help="with --export: a day (default) or a month record")
+    add_source_address(p)
     add_common_options(p, default_level="error")
     return p
 
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         configure_logging(args)
         _check_flags(args)
-        config = load_config(args.config)
+        config = with_source_address(load_config(args.config), args.source_address)
         _check(args, config)
         for warning in config.warnings():
             print(f"warning: {warning}", file=sys.stderr)

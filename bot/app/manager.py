@@ -164,8 +164,8 @@ class MultiAccountBrokerManager:
             return self._scheduler
 
     def close(self) -> None:
-        """Stop the scheduler and the fetch workers (reads in progress finish), write the
-        history still queued, and close connections. Idempotent."""
+        """Stop the scheduler and the fetch loop (reads in progress are cancelled: they end as
+        ``ServiceClosed``), write the history still queued, and close connections. Idempotent."""
         with self._setup_lock:
             if not self._ready:
                 return

@@ -25,7 +25,7 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bot.app import ops
-from bot.app.argparsing import OneLineParser, UsageError
+from bot.app.argparsing import OneLineParser, UsageError, add_source_address, with_source_address
 from bot.app.logsetup import add_common_options, configure_logging
 from bot.app.manager import MultiAccountBrokerManager
 from bot.config import ConfigError, load_config
@@ -44,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=DEFAULT_PORT, metavar="N",
                    help=f"port of /metrics (default {DEFAULT_PORT}; 0: any free port)")
     p.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST", help="address to bind (default 127.0.0.1)")
+    add_source_address(p)
     add_common_options(p)
     return p
 
@@ -117,9 +118,9 @@ def run(args, stop: threading.Event) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     try:
-        manager = MultiAccountBrokerManager(load_config(args.config))
+        manager = MultiAccountBrokerManager(with_source_address(load_config(args.config), args.source_address))
         manager.open()  # a database that cannot be opened is a configuration error
-    except ConfigError as exc:
+    except (ConfigError, UsageError) as exc:
         server.server_close()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -12,7 +12,13 @@ exchange.
      "scheduler": {"started": bool, "running": bool},
      "store": {"enabled": false}
             | {"enabled": true, "ok": true, "dialect": "sqlite" | "postgresql"}
-            | {"enabled": true, "ok": false, "error": "<exception class>"}}
+            | {"enabled": true, "ok": false, "error": "<exception class>"},
+     "budget": {"<exchange>": {"round_seconds": int, "ttl_seconds": float
+                               [, "paused_until": float, "pause_reason": str]}}}
+
+``budget`` is there only when an exchange's limits are a concern: one round of its accounts
+needs longer than the TTL from one address, or one of its hosts is paused (a 429's Retry-After,
+a 418 ban) right now (`BalanceService.budget_report`). It never changes the status.
 
 200 with "ok"; 503 with "degraded" when the store does not answer a trivial query, or when the
 server expects its scheduler (``scheduler_expected``: the monitor always, the web app when it
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -50,10 +57,27 @@ class OpsResponse:
 def healthz(manager, scheduler_expected: bool) -> OpsResponse:
     """The health of a server built on ``manager`` (see the module docstring for the body)."""
     history = manager.history
-    return health(manager.scheduler, None if history is None else history.store, scheduler_expected)
+    return health(manager.scheduler, None if history is None else history.store, scheduler_expected,
+                  budget_concerns(manager))
 
 
-def health(scheduler, store, scheduler_expected: bool) -> OpsResponse:
+def budget_concerns(manager) -> dict:
+    """The exchanges of ``manager.service.budget_report()`` whose round exceeds the TTL or whose
+    host is paused now (see the module docstring); {} when none."""
+    service = getattr(manager, "service", None)
+    if service is None or not hasattr(service, "budget_report"):
+        return {}
+    now, concerns = time.time(), {}
+    for exchange, entry in service.budget_report().items():
+        paused = entry["paused_until"] > now
+        if paused or entry["round_seconds"] > entry["ttl_seconds"]:
+            concerns[exchange] = {"round_seconds": entry["round_seconds"], "ttl_seconds": entry["ttl_seconds"],
+                                  **({"paused_until": entry["paused_until"], "pause_reason": entry["pause_reason"]}
+                                     if paused else {})}
+    return concerns
+
+
+def health(scheduler, store, scheduler_expected: bool, budget: dict | None = None) -> OpsResponse:
     """The health of ``scheduler`` (None: never started) and of the history ``store`` (None:
     disabled): `healthz`'s body and status."""
     running = bool(scheduler is not None and scheduler.running)
@@ -71,6 +95,8 @@ def health(scheduler, store, scheduler_expected: bool) -> OpsResponse:
     body = {"status": "ok" if healthy else "degraded",
             "scheduler": {"started": scheduler is not None, "running": running},
             "store": store_health}
+    if budget:
+        body["budget"] = budget
     return OpsResponse(200 if healthy else 503, JSON, json.dumps(body).encode(), NO_STORE)
 
 

@@ -1,34 +1,49 @@
 """The balance service: every account's state, fresh within the TTL, read through `bot.exchanges`.
 
-`BalanceService(config)` owns the exchange clients, the cache and a bounded pool of fetch
-workers. A caller waits only for an account that was never read (or for an explicit
-`refresh`); an account whose cached state expired is served from its last state while one
-background read refreshes it (single flight: concurrent callers of one account share one read).
-It implements `StateView` (`config`, `current_states`, `subscribe`, `cache_stats`); the manager
-facade (`bot.app.manager`) adds the bot's API on top.
+`BalanceService(config)` owns the exchange clients, the cache and the fetch loop (`FetchLoop`:
+every read is a task on one asyncio loop in its own thread; the exchanges' lanes and budgets pace
+them, `bot.exchanges`). The API is synchronous and thread-safe: a caller waits only for an
+account that was never read (or for an explicit `refresh`), at most
+``first_read_timeout_seconds`` in all; an account whose cached state expired is served from its
+last state while one background read refreshes it (single flight: concurrent callers of one
+account share one read, through the cache's flights). Reads start in priority order (accounts
+never read, then the oldest) and the budgets spread them over the round; nothing waits on a
+caller's thread except for the reads it asked for. It implements `StateView` (`config`,
+`current_states`, `subscribe`, `cache_stats`); the manager facade (`bot.app.manager`) adds the
+bot's API on top. `budget_report` says what each exchange's limits allow (round time vs TTL,
+pauses, throttling).
 
 Locks: ``_listeners_lock`` guards ``_listeners`` (a tuple replaced on change, so a read's
 notification iterates a snapshot without holding the lock) and ``_closed``. The cache has its
-own lock (`BalanceCache`). Everything else is immutable after construction.
+own lock (`BalanceCache`). ``_tasks``, ``_pending`` (reads not started yet, per host budget) and
+``_running`` (reads started, per host) are loop-only (touched only on the fetch loop's thread).
+Everything else is immutable after construction.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
+from collections import deque
+from functools import partial
 from dataclasses import replace
 from decimal import Decimal
 from typing import Callable
 
-from bot.balances.cache import BalanceCache
+from bot.balances.cache import BalanceCache, Flight
 from bot.balances.view import StateListener
 from bot.config import AccountConfig, Config
 from bot.core.brokers import BrokerType, broker_key
 from bot.core.sources import FORCED, ON_DEMAND
 from bot.core.state import AccountState, Status, sum_known
 from bot.exchanges.clients import ExchangeRegistry, build_client
+from bot.exchanges.loop import FetchLoop, LoopClosed
 from bot.exchanges.reader import blank_state, read_account
+from bot.exchanges.report import budget_report
+
+CLOSED_ERROR = "ServiceClosed: the balance service is closed"
+CLOSE_TIMEOUT_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +53,13 @@ class ServiceClosed(RuntimeError):
 
 
 class BalanceService:
-    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic):
-        """``clock`` times the cache's TTL (tests pass a controllable one). Builds clients (no I/O)."""
+    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic, time_scale: float = 1.0):
+        """``clock`` times the cache's TTL (tests pass a controllable one); ``time_scale`` divides
+        every duration of the exchanges' limits (for time-scaled fake exchanges). Builds clients
+        (no I/O)."""
         self.config = config
         settings = self.settings = config.settings
-        self._registry = ExchangeRegistry(settings)
+        self._registry = ExchangeRegistry(settings, time_scale=time_scale)
         self._accounts: dict[str, AccountConfig] = {a.account_id: a for a in config.accounts()}
         self._cache = BalanceCache(settings.cache_ttl_seconds, maxsize=max(16, 2 * len(self._accounts)), timer=clock)
         self._clients = {}
@@ -63,10 +80,18 @@ class BalanceService:
                 by_owner_broker[key] = by_owner_broker.get(key, ()) + (account.account_id,)
         self._by_owner = by_owner
         self._by_owner_broker = by_owner_broker
-        self._executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="balance-fetch")
+        self._loop = FetchLoop()
+        self._host_of = {account_id: getattr(client, "endpoint", None) and client.endpoint.budget
+                         for account_id, client in self._clients.items()}
+        self._window = max(64, 4 * settings.max_workers)
+        self._tasks: set[asyncio.Task] = set()
+        self._pending: dict[object, deque] = {}
+        self._running: dict[object, int] = {}
+        self._report_logged: set[str] = set()
         self._listeners_lock = threading.Lock()
         self._listeners: tuple[StateListener, ...] = ()
         self._closed = False
+        self.budget_report(log_over_budget=True)
 
     # ------------------------------------------------------------------ StateView
 
@@ -76,8 +101,9 @@ class BalanceService:
         return [states[i] for i in self._accounts if i in states]
 
     def subscribe(self, listener: StateListener) -> Callable[[], None]:
-        """Call ``listener(new, previous, source)`` on the fetch worker after every read; returns
-        the function that removes it. Listeners must be quick and must not raise."""
+        """Call ``listener(new, previous, source)`` on the fetch loop's thread after every read;
+        returns the function that removes it. Listeners must be quick (they hold up every read:
+        enqueue, do not do I/O) and must not raise."""
         with self._listeners_lock:
             self._listeners += (listener,)
 
@@ -98,18 +124,21 @@ class BalanceService:
         except KeyError:
             raise KeyError(f"unknown owner {owner!r}") from None
 
-    def _read_one(self, account_id: str, future: Future, source: str) -> None:
+    async def _read_one(self, account_id: str, flight: Flight, source: str) -> None:
         account = self._accounts[account_id]
         previous = self._cache.latest(account_id)
         started = time.perf_counter()
         try:
-            state = read_account(account, self._clients[account_id], previous, self.settings)
+            state = await read_account(account, self._clients[account_id], previous, self.settings, started)
+        except asyncio.CancelledError:  # close(): end the flight so that no caller waits for it
+            self._cache.complete((previous or blank_state(account)).failed(CLOSED_ERROR, "ServiceClosed"))
+            raise
         except BaseException as exc:  # read_account does not raise; keep the flight honest anyway
             log.exception("%s: read failed unexpectedly", account_id)
             state = (previous or blank_state(account)).failed(type(exc).__name__, type(exc).__name__)
-        state = replace(state, read_seconds=time.perf_counter() - started)
-        self._cache.complete(state)
-        future.set_result(state)
+        if state.read_seconds is None:  # a failed read (a successful one is timed by read_account)
+            state = replace(state, read_seconds=time.perf_counter() - started)
+        self._cache.complete(state)  # ends the flight: its waiters wake
         with self._listeners_lock:
             listeners = self._listeners
         for listener in listeners:
@@ -117,6 +146,37 @@ class BalanceService:
                 listener(state, previous, source)
             except Exception:
                 log.exception("balance listener failed for %s", account_id)
+
+    def _start_reads(self, started: list[tuple[str, Flight]], source: str) -> None:
+        """On the loop: queue the reads per host in the order given; `_fill` starts them."""
+        hosts = set()
+        for account_id, flight in started:
+            host = self._host_of.get(account_id)
+            self._pending.setdefault(host, deque()).append((account_id, flight, source))
+            hosts.add(host)
+        for host in hosts:
+            self._fill(host)
+
+    def _fill(self, host) -> None:
+        """Start queued reads of ``host`` while fewer than ``_window`` of its reads are started
+        (a task each; the lanes and budgets pace them): memory stays bounded at any account count."""
+        queue = self._pending.get(host)
+        if not queue or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        running = self._running.get(host, 0)
+        while queue and running < self._window:
+            account_id, flight, source = queue.popleft()
+            running += 1
+            task = loop.create_task(self._read_one(account_id, flight, source))
+            self._tasks.add(task)
+            task.add_done_callback(partial(self._read_done, host))
+        self._running[host] = running
+
+    def _read_done(self, host, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._running[host] -= 1
+        self._fill(host)
 
     def states(self, account_ids: tuple[str, ...], force: bool = False, wait_all: bool = False,
                source: str = ON_DEMAND) -> list[AccountState]:
@@ -127,32 +187,35 @@ class BalanceService:
             if states is not None:
                 return states
         started, waits = self._cache.claim(account_ids, self._readable, force)
-        for account_id, future in started:
+        if started:  # in priority order: never read first, then the oldest
             try:
-                self._executor.submit(self._read_one, account_id, future, source)
-            except RuntimeError:  # the pool is shut down: end the flight instead of leaving it open
-                self._abandon(account_id, future)
+                self._loop.call_soon(self._start_reads, started, source)
+            except LoopClosed:  # closed: end the flights instead of leaving them open
+                for account_id, _ in started:
+                    self._abandon(account_id)
         timeout = self.settings.first_read_timeout_seconds
-        deadline = time.monotonic() + timeout
+        if self._loop.in_loop():  # called back from a listener: the loop cannot wait for itself
+            timeout = 0.0
+        latest = self._cache.latest_of(waits)
+        awaited = {account_id: flight for account_id, flight in waits.items()
+                   if wait_all or latest[account_id] is None}
+        if awaited:  # one wake-up when all are done (or at the deadline), not one per account
+            self._cache.wait(awaited.values(), timeout)
         result = []
         for account_id in account_ids:
-            state = self._cache.latest(account_id)
-            future = waits.get(account_id)
-            if future is not None and (state is None or wait_all):
-                try:
-                    state = future.result(timeout=max(0.0, deadline - time.monotonic()))
-                except FutureTimeout:
-                    state = state or blank_state(self._accounts[account_id], Status.ERROR,
-                                                 f"Pending: first read not finished within {timeout:g} s", "Pending")
-            result.append(state)
+            flight = awaited.get(account_id)
+            if flight is None:
+                result.append(self._cache.latest(account_id))
+            elif flight.done():
+                result.append(flight.result())
+            else:
+                result.append(latest[account_id] or blank_state(self._accounts[account_id], Status.ERROR,
+                                                                f"Pending: first read not finished within {timeout:g} s", "Pending"))
         return result
 
-    def _abandon(self, account_id: str, future: Future) -> None:
+    def _abandon(self, account_id: str) -> None:
         account = self._accounts[account_id]
-        state = (self._cache.latest(account_id) or blank_state(account)).failed("ServiceClosed: the balance service is closed",
-                                                                                "ServiceClosed")
-        self._cache.complete(state)
-        future.set_result(state)
+        self._cache.complete((self._cache.latest(account_id) or blank_state(account)).failed(CLOSED_ERROR, "ServiceClosed"))
 
     def refresh(self, force: bool = True, source: str | None = None, owner: str | None = None) -> list[AccountState]:
         """Read every account (``force``) or every account that is not fresh, and wait for it.
@@ -181,14 +244,29 @@ class BalanceService:
             raise KeyError(f"user {user_id!r} has no broker {broker_key(broker_type)!r}")
         return sum_known(self.states(ids))
 
+    def budget_report(self, log_over_budget: bool = False) -> dict:
+        """Per exchange: ``round_seconds`` (estimated time of one round of its accounts within its
+        limits), ``ttl_seconds``, ``paused_until`` (time.time(), when a host is paused),
+        ``throttled`` {reason: count}. ``log_over_budget``: say once per exchange when a round
+        cannot fit in the TTL. Reads a few numbers; never waits for the loop."""
+        report = budget_report(self._registry, self.settings.cache_ttl_seconds)
+        if log_over_budget:
+            for exchange, entry in report.items():
+                if entry["round_seconds"] > entry["ttl_seconds"] and exchange not in self._report_logged:
+                    self._report_logged.add(exchange)
+                    log.warning("%s: one round of its %d accounts needs about %d s within the exchange's limits "
+                                "from one address, longer than the %g s cache TTL; reads are paced, never burst "
+                                "(spread the accounts over several addresses: fetch.source_address, distributed "
+                                "mode)", exchange, entry["accounts"], entry["round_seconds"], entry["ttl_seconds"])
+        return report
+
     def close(self) -> None:
-        """Stop the fetch workers (reads in progress finish, queued ones end as failed) and
-        close the exchange connections. Later refreshes raise ServiceClosed."""
+        """Cancel the reads in flight (they end as failed with ``ServiceClosed``), close the
+        exchange connections and stop the fetch loop, within a few seconds. Later refreshes
+        raise ServiceClosed."""
         with self._listeners_lock:
             self._closed = True
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._loop.close(CLOSE_TIMEOUT_SECONDS, shutdown=self._registry.aclose)
         self._cache.abandon_inflight(lambda account_id: (self._cache.latest(account_id)
                                                          or blank_state(self._accounts[account_id])
-                                                         ).failed("ServiceClosed: the balance service is closed",
-                                                                  "ServiceClosed"))
-        self._registry.close()
+                                                         ).failed(CLOSED_ERROR, "ServiceClosed"))

@@ -29,10 +29,23 @@ DEFAULT_PEGS = {"USDT": "USD", "USDC": "USD"}
 
 @dataclass(frozen=True)
 class RateLimit:
-    """Spacing overrides for one exchange; ``None`` means: derive it from ccxt."""
+    """``settings.rate_limits[exchange]``: overrides of the built-in limits
+    (`bot.exchanges.limits`); ``None`` keeps the built-in value. ``weight_per_minute``: the
+    address budget; ``tier``: Kraken's call-counter tier (starter | intermediate | pro)."""
 
     min_interval_seconds: float | None = None
     public_min_interval_seconds: float | None = None
+    weight_per_minute: float | None = None
+    tier: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """``settings.fetch``: ``source_address`` binds outgoing exchange connections to that local
+    address (budgets are per address); ``max_response_bytes`` caps a response body."""
+
+    source_address: str | None = None
+    max_response_bytes: int = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,7 @@ class Settings:
     price_pegs: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PEGS))
     snapshot_interval_minutes: float = 15.0
     retention_days: float = 90.0
+    fetch: FetchSettings = field(default_factory=FetchSettings)
 
     def min_interval(self, exchange: str) -> float | None:
         """Configured private-call spacing for ``exchange``, else None (see `bot.exchanges.quirks`)."""

@@ -1,6 +1,7 @@
 """``settings.json``: parsed into `Settings` (the ``alerts`` and ``web`` sections by their own modules)."""
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -8,14 +9,16 @@ from bot.config.alerts import parse_alert_settings
 from bot.config.fields import Fields, read_json
 from bot.config.files import ABSENT, file_kind
 from bot.config.formats import currency_problem, timezone_problem
-from bot.config.model import DEFAULT_PEGS, MetricsSettings, RateLimit, Settings, UserConfig
+from bot.config.model import DEFAULT_PEGS, FetchSettings, MetricsSettings, RateLimit, Settings, UserConfig
 from bot.config.web import parse_web_settings
 from bot.exchanges.catalog import is_exchange_id
 
 SETTINGS_FIELDS = {"base_currency", "cache_ttl_seconds", "database_url", "timezone", "alerts", "rate_limits",
                    "web", "max_workers", "request_timeout_seconds", "retries", "retry_backoff_seconds",
                    "first_read_timeout_seconds", "price_pegs", "snapshot_interval_minutes", "retention_days",
-                   "metrics"}
+                   "metrics", "fetch"}
+KRAKEN_TIERS = ("starter", "intermediate", "pro")
+FETCH_FIELDS = {"source_address", "max_response_bytes"}
 
 
 def parse_settings(path: Path, users: tuple[UserConfig, ...]) -> Settings:
@@ -35,10 +38,15 @@ def parse_settings(path: Path, users: tuple[UserConfig, ...]) -> Settings:
             raise rate.error(exchange, "is not a ccxt exchange id")
         entry = rate.obj(exchange)
         entry.section = "rate_limits.*."
-        entry.check_known({"min_interval_seconds", "public_min_interval_seconds"})
+        entry.check_known({"min_interval_seconds", "public_min_interval_seconds", "weight_per_minute", "tier"})
+        tier = entry.text("tier")
+        if tier is not None and (exchange != "kraken" or tier not in KRAKEN_TIERS):
+            raise entry.error("tier", f"must be one of {', '.join(KRAKEN_TIERS)} (kraken only), got {tier!r}")
         limits[exchange] = RateLimit(
             min_interval_seconds=entry.number("min_interval_seconds", None),
             public_min_interval_seconds=entry.number("public_min_interval_seconds", None),
+            weight_per_minute=entry.number("weight_per_minute", None),
+            tier=tier,
         )
     return Settings(
         base_currency=_currency_code(f, "base_currency", "USD"),
@@ -57,7 +65,22 @@ def parse_settings(path: Path, users: tuple[UserConfig, ...]) -> Settings:
         price_pegs=_pegs(f),
         snapshot_interval_minutes=f.number("snapshot_interval_minutes", 15.0),
         retention_days=f.number("retention_days", 90.0),
+        fetch=_fetch(f),
     )
+
+
+def _fetch(f: Fields) -> FetchSettings:
+    """``fetch``: {source_address, max_response_bytes}."""
+    fetch = f.obj("fetch")
+    fetch.check_known(FETCH_FIELDS)
+    address = fetch.text("source_address")
+    if address is not None:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise fetch.error("source_address", f"must be an IP address of this machine, got {address[:40]!r}") from None
+    cap = fetch.whole("max_response_bytes", FetchSettings.max_response_bytes)
+    return FetchSettings(source_address=address, max_response_bytes=cap)
 
 
 def _metrics(f: Fields) -> MetricsSettings:

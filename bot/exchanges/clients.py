@@ -1,9 +1,11 @@
 """Exchange clients: one per account, reading its balances through ccxt (or its paper holdings).
 
-`ExchangeRegistry`
-owns what accounts share: one `ExchangeEndpoint` per (exchange, api_url, sandbox, options) and one
-`CallGate` per API key on an endpoint (two accounts with one key share a gate, so their calls
-never overlap either). ``_lock`` guards both dictionaries; endpoints are created on first use.
+`ExchangeRegistry` owns what accounts share: one `ExchangeEndpoint` per (exchange, api_url,
+sandbox, options), one `AddressBudget` per (exchange, host, egress address) shared by every
+endpoint on that host, and one `KeyLane` per API key at a host (two accounts with one key share
+a lane, so their calls never overlap either, whatever their options). ``_lock`` guards the three
+dictionaries (entries are created on first use, from any thread, without I/O). A client's
+``read()`` is a coroutine for the fetch loop.
 """
 from __future__ import annotations
 
@@ -15,12 +17,16 @@ from typing import Callable, Mapping
 from bot.config import AccountConfig, Settings
 from bot.core.money import MONEY
 from bot.core.pricing import ONE, to_decimal
+from bot.exchanges.budget import AddressBudget
 from bot.exchanges.endpoint import ExchangeEndpoint, endpoint_key
-from bot.exchanges.gate import CallGate
-from bot.exchanges.quirks import private_min_interval
-from bot.exchanges.wire import MalformedResponse, unalias  # MalformedResponse: public here too
+from bot.exchanges.errors import MalformedResponse, RateLimited
+from bot.exchanges.lane import KeyLane
+from bot.exchanges.limits import ExchangeLimits, effective_limits
+from bot.exchanges.wire import unalias
 
 PriceOf = Callable[[str], "Decimal | None"]
+__all__ = ["MalformedResponse", "RateLimited", "parse_totals", "PaperClient", "ExchangeClient",
+           "ExchangeRegistry", "build_client"]
 
 
 def parse_totals(balance: object) -> dict[str, Decimal]:
@@ -73,49 +79,72 @@ class PaperClient:
     def secret_values(self) -> tuple[str, ...]:
         return ()
 
-    def read(self) -> tuple[dict[str, Decimal], PriceOf]:
+    async def read(self, max_wait: float | None = None) -> tuple[dict[str, Decimal], PriceOf]:
         return dict(self._balances), self._prices.get
 
 
 class ExchangeClient:
     """A real account: ``read()`` makes one balance call with the account's key (never two at
-    once, spaced by its gate), then values it with the endpoint's shared prices."""
+    once, spaced by its lane, paced by its host's budget), then values it with the endpoint's
+    shared prices. ``max_wait``: how long the read may wait on a paused host (else `RateLimited`)."""
+
+    __slots__ = ("account", "_base", "endpoint", "lane")
 
     def __init__(self, account: AccountConfig, registry: ExchangeRegistry, base_currency: str):
         self.account = account
-        self._registry = registry
         self._base = base_currency
-        self._resolved: tuple[ExchangeEndpoint, CallGate] | None = None  # set once, by any reader
+        self.endpoint, self.lane = registry.resolve(account)
 
     def secret_values(self) -> tuple[str, ...]:
         return self.account.broker.credentials.values()
 
-    def read(self) -> tuple[dict[str, Decimal], PriceOf]:
-        if self._resolved is None:  # the registry returns the same pair to every caller
-            self._resolved = self._registry.resolve(self.account)
-        endpoint, gate = self._resolved
-        credentials = self.account.broker.credentials
-        with gate.lock:
-            with endpoint.borrow(credentials, gate) as exchange:
+    async def read(self, max_wait: float | None = None) -> tuple[dict[str, Decimal], PriceOf]:
+        endpoint, lane = self.endpoint, self.lane
+        async with lane.lock, endpoint.budget.slots:  # one read per key; reads in flight per host bounded
+            async with endpoint.borrow(self.account.broker.credentials, lane, max_wait) as exchange:
                 try:
-                    balance = exchange.fetch_balance()
+                    balance = await exchange.fetch_balance()
                 except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
                     # ccxt's parsers fail this way on bodies that are not the expected JSON
                     raise MalformedResponse(f"unparseable balance response ({type(exc).__name__})") from exc
-        amounts = parse_totals(balance)
-        book = endpoint.price_book()
+            amounts = parse_totals(balance)
+            book = await endpoint.price_book(max_wait)
         base = self._base
         return amounts, lambda asset: book.price(asset, base)
 
 
 class ExchangeRegistry:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, time_scale: float = 1.0):
+        """``time_scale`` divides every duration of the exchanges' limits (for tests against
+        time-scaled fakes)."""
         self._settings = settings
+        self._time_scale = time_scale
+        self._source_address = settings.fetch.source_address
         self._lock = threading.Lock()
         self._endpoints: dict[tuple, ExchangeEndpoint] = {}
-        self._gates: dict[tuple, CallGate] = {}
+        self._budgets: dict[tuple, AddressBudget] = {}
+        self._lanes: dict[tuple, KeyLane] = {}
+        self._limits: dict[str, ExchangeLimits] = {}
 
-    def resolve(self, account: AccountConfig) -> tuple[ExchangeEndpoint, CallGate]:
+    def limits(self, exchange_id: str, rate_limit_ms: float) -> ExchangeLimits:
+        with self._lock:
+            found = self._limits.get(exchange_id)
+            if found is None:
+                found = self._limits[exchange_id] = effective_limits(exchange_id, self._settings, rate_limit_ms,
+                                                                     self._time_scale)
+            return found
+
+    def budget(self, limits: ExchangeLimits, host: str) -> AddressBudget:
+        key = (limits.exchange, host, self._source_address)
+        with self._lock:
+            found = self._budgets.get(key)
+            if found is None:
+                found = self._budgets[key] = AddressBudget(limits, host, self._source_address,
+                                                           self._settings.max_workers, self._time_scale,
+                                                           self._settings.timezone)
+            return found
+
+    def resolve(self, account: AccountConfig) -> tuple[ExchangeEndpoint, KeyLane]:
         broker = account.broker
         key = (*endpoint_key(broker.exchange, broker.api_url, broker.sandbox),
                json.dumps(broker.options, sort_keys=True, default=str))
@@ -123,35 +152,45 @@ class ExchangeRegistry:
             endpoint = self._endpoints.get(key)
         if endpoint is None:
             endpoint = self._create_endpoint(key, broker.options)
-        gate_key = (key, broker.credentials.api_key.fingerprint())
+        limits = endpoint.limits
+        lane_key = (broker.exchange, endpoint.host, self._source_address, broker.credentials.api_key.fingerprint())
         with self._lock:
-            gate = self._gates.get(gate_key)
-            if gate is None:
-                gate = self._gates[gate_key] = CallGate(private_min_interval(self._settings, broker.exchange),
-                                                        rate_limit_ms=endpoint.rate_limit_ms)
-        return endpoint, gate
+            lane = self._lanes.get(lane_key)
+            if lane is None:
+                lane = self._lanes[lane_key] = KeyLane(limits.key_interval, rate_limit_ms=endpoint.rate_limit_ms,
+                                                       counter=limits.key_counter)
+            lane.accounts += 1
+            endpoint.budget.accounts += 1
+        return endpoint, lane
 
     def _create_endpoint(self, key: tuple, options: Mapping) -> ExchangeEndpoint:
         exchange_id, api_url, sandbox, _ = key
         s = self._settings
         created = ExchangeEndpoint(exchange_id, api_url, sandbox, options=options,
-                                   timeout_seconds=s.request_timeout_seconds,
-                                   public_min_interval=s.public_min_interval(exchange_id),
-                                   prices_ttl_seconds=s.cache_ttl_seconds,
-                                   pool_connections=s.max_workers, price_pegs=s.price_pegs)
+                                   limits_for=lambda rate_limit_ms: self.limits(exchange_id, rate_limit_ms),
+                                   budget_for=self.budget,
+                                   timeout_seconds=s.request_timeout_seconds, prices_ttl_seconds=s.cache_ttl_seconds,
+                                   price_pegs=s.price_pegs, source_address=self._source_address,
+                                   max_response_bytes=s.fetch.max_response_bytes)
         with self._lock:
-            endpoint = self._endpoints.setdefault(key, created)
-        if endpoint is not created:
-            created.close()
-        return endpoint
+            return self._endpoints.setdefault(key, created)
 
     def endpoints(self) -> list[ExchangeEndpoint]:
         with self._lock:
             return list(self._endpoints.values())
 
-    def close(self) -> None:
+    def budgets(self) -> list[AddressBudget]:
+        with self._lock:
+            return list(self._budgets.values())
+
+    def lanes(self) -> list[tuple[str, KeyLane]]:
+        """(exchange id, lane) of every API key."""
+        with self._lock:
+            return [(key[0], lane) for key, lane in self._lanes.items()]
+
+    async def aclose(self) -> None:
         for endpoint in self.endpoints():
-            endpoint.close()
+            await endpoint.aclose()
 
 
 def build_client(account: AccountConfig, registry: ExchangeRegistry, base_currency: str):

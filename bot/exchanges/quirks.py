@@ -2,11 +2,13 @@
 
 Add an exchange's quirk here, not in the code that reads: ``DEFAULT_OPTIONS`` (merged under the
 broker's own ``options``), ``PRIVATE_MIN_INTERVALS`` (seconds between two private calls of one
-key, whatever ccxt's ``rateLimit`` says; ``settings.rate_limits`` overrides it).
+key, from the limits table `bot.exchanges.limits`; ``settings.rate_limits`` overrides it).
 """
 from __future__ import annotations
 
 from typing import Any
+
+from bot.exchanges.limits import BUILT_IN
 
 # Spot markets only, no signed calls while loading markets, and the balance endpoint we read
 # (Coinbase: Advanced Trade v3 accounts).
@@ -18,8 +20,9 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
                  "fetchTime": "v3PublicGetBrokerageTime"},
 }
 
-# Kraken allows roughly one private call per second per key; 1.1 s keeps a margin.
-PRIVATE_MIN_INTERVALS: dict[str, float] = {"kraken": 1.1}
+# Seconds between two private calls of one key where the limits table sets it (Kraken: 1.1 s).
+PRIVATE_MIN_INTERVALS: dict[str, float] = {name: limits.key_interval for name, limits in BUILT_IN.items()
+                                           if limits.key_interval is not None and name == "kraken"}
 
 
 def private_min_interval(settings, exchange: str) -> float | None:

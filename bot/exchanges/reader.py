@@ -1,17 +1,22 @@
 """One read of one account, with the error policy: what is retried, what is reported, how.
 
-`read_account` never raises. Authentication and permission errors are not retried; the
-`ccxt.NetworkError` family (timeouts, 5xx, 429, DDoS protection, invalid nonce, refused
-connections) is retried ``settings.retries`` times with exponential backoff (on the fetch worker
-thread); anything else (malformed responses, unexpected exceptions) fails the read at once. A
-failed read keeps the last good value (``stale``) or has none (``error``); ``error_class`` is the
-exception class's name and the error text names it too; neither carries credentials or signed
-query strings. A TLS failure (which ccxt reports as a plain ``NetworkError``) also names its
-reason: ``certificate verify failed: self-signed certificate``, ``... Hostname mismatch ...``,
-``wrong version number``.
+`read_account` (a coroutine for the fetch loop) never raises. Authentication and permission
+errors are not retried; the `ccxt.NetworkError` family (timeouts, 5xx, 429, DDoS protection,
+invalid nonce, refused connections) is retried ``settings.retries`` times with exponential
+backoff (``asyncio.sleep`` on the loop; a 429 also paused the host's budget, which the retry
+waits for); anything else (malformed responses, unexpected exceptions) fails the read at once.
+An account with a known value does not wait on a host paused for longer than
+``request_timeout_seconds``: it stays ``stale`` with ``RateLimited: until HH:MM:SS (reason)``
+(error_class ``RateLimited``); a never-read account waits (pending). A failed read keeps the
+last good value (``stale``) or has none (``error``); ``error_class`` is the exception class's
+name and the error text names it too; neither carries credentials or signed query strings. A
+TLS failure (which ccxt reports as a plain ``NetworkError``) also names its reason:
+``certificate verify failed: self-signed certificate``, ``... Hostname mismatch ...``, ``wrong
+version number``.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import ssl
@@ -23,12 +28,12 @@ from bot.core.state import AccountState, Status
 from bot.config import AccountConfig, Settings
 from bot.core.pricing import value_holdings
 from bot.core.secrets import redact
-from bot.exchanges.clients import MalformedResponse
+from bot.exchanges.errors import MalformedResponse, RateLimited
 
 log = logging.getLogger(__name__)
 
 RETRYABLE = (ccxt.NetworkError,)
-EXPECTED = (ccxt.BaseError, MalformedResponse)  # what an exchange's answer can cause: no traceback
+EXPECTED = (ccxt.BaseError, MalformedResponse, RateLimited)  # what an exchange's answer can cause: no traceback
 _QUERY = re.compile(r"\?\S*")
 MAX_ERROR_LENGTH = 300
 
@@ -61,37 +66,47 @@ _WRAPPED = ("__cause__", "__context__", "reason", "os_error", "certificate_error
 def tls_reason(exc: BaseException) -> str | None:
     """The reason of the `ssl.SSLError` behind ``exc`` (searched through the exceptions it wraps),
     in words; None when ``exc`` is no TLS failure."""
-    seen, stack = set(), [exc]
+    seen, stack, unverified = set(), [exc], None
     while stack and len(seen) < 50:
         item = stack.pop()
         if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
         if isinstance(item, ssl.SSLCertVerificationError):
-            return f"certificate verify failed: {getattr(item, 'verify_message', None) or 'unknown reason'}"
-        if isinstance(item, ssl.SSLError):
+            message = getattr(item, "verify_message", None)
+            if message:
+                return f"certificate verify failed: {message}"
+            # aiohttp's certificate error is one too, without the message: look inside it first
+            unverified = "certificate verify failed: unknown reason"
+        elif isinstance(item, ssl.SSLError):
             text = _SSL_DECORATION.sub("", str(item.args[1]) if len(item.args) > 1 else str(item)).strip()
             reason = (getattr(item, "reason", None) or "").replace("_", " ").lower()
             return text or reason or type(item).__name__
         stack.extend(getattr(item, attr, None) for attr in _WRAPPED)
         stack.extend(arg for arg in item.args if isinstance(arg, BaseException))
-    return None
+    return unverified
 
 
-def read_account(account: AccountConfig, client, previous: AccountState | None, settings: Settings,
-                 sleep=time.sleep) -> AccountState:
-    """Read and value one account; return its new state (see the module docstring)."""
+async def read_account(account: AccountConfig, client, previous: AccountState | None,
+                       settings: Settings, started: float | None = None) -> AccountState:
+    """Read and value one account; return its new state (see the module docstring). A
+    successful state's ``read_seconds`` counts from ``started`` (``time.perf_counter()``)."""
     attempts = settings.retries + 1
     error, error_class = "unknown error", None
+    known = previous is not None and previous.value is not None
+    max_wait = settings.request_timeout_seconds if known else None
     for attempt in range(attempts):
         try:
-            amounts, price_of = client.read()
+            amounts, price_of = await client.read(max_wait)
             holdings, total, unpriced = value_holdings(amounts, price_of)
+        except RateLimited as exc:
+            error, error_class = describe_error(exc), type(exc).__name__
+            break
         except RETRYABLE as exc:
             error, error_class = describe_error(exc, client.secret_values()), type(exc).__name__
             if attempt + 1 < attempts:
                 log.info("%s: %s; retry %d of %d", account.account_id, error, attempt + 1, settings.retries)
-                sleep(settings.retry_backoff_seconds * (2 ** attempt))  # fetch worker thread
+                await asyncio.sleep(settings.retry_backoff_seconds * (2 ** attempt))
             continue
         except Exception as exc:  # the account boundary: nothing escapes to other accounts
             error, error_class = describe_error(exc, client.secret_values()), type(exc).__name__
@@ -100,6 +115,7 @@ def read_account(account: AccountConfig, client, previous: AccountState | None, 
             break
         return AccountState(account_id=account.account_id, owner=account.owner, broker=account.broker.name,
                             exchange=account.broker.exchange, status=Status.OK, value=total,
-                            holdings=holdings, unpriced=unpriced, fetched_at=time.time())
+                            holdings=holdings, unpriced=unpriced, fetched_at=time.time(),
+                            read_seconds=None if started is None else time.perf_counter() - started)
     log.warning("%s: read failed: %s", account.account_id, error)
     return (previous or blank_state(account)).failed(error, error_class)

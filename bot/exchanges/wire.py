@@ -16,18 +16,16 @@ other. `make_exact` installs three hooks on a private instance so that none of t
   `bot.exchanges.clients.parse_totals` sums them.
 
 The hooks touch only the instance they are installed on (never the public, price-reading
-instance). A private instance is used by one thread at a time (see `ExchangeEndpoint.borrow`),
-so the per-read alias table on it needs no lock.
+instance). A private instance is used by one read at a time, on the fetch loop (see
+`ExchangeEndpoint.borrow`), so the per-read alias table on it needs no lock.
 """
 from __future__ import annotations
 
 import json
 
+from bot.exchanges.errors import MalformedResponse  # public here too
+
 ALIAS_MARK = "\x1f"  # ASCII unit separator: never part of a currency code
-
-
-class MalformedResponse(Exception):
-    """The exchange answered, but not with a usable balance (the message says why)."""
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:

@@ -96,7 +96,8 @@ def metrics_for(view) -> ViewMetrics:
 def render_metrics(view) -> bytes:
     """The view's metrics in the Prometheus text format 0.0.4 (``METRICS_CONTENT_TYPE``), then
     this process's ``process_*`` and ``python_*`` series."""
-    return encode_text(metrics_for(view).collector.families().all()) + generate_latest(_PROCESS_REGISTRY)
+    return (encode_text(metrics_for(view).collector.families().all() + exchange_limit_families(view))
+            + generate_latest(_PROCESS_REGISTRY))
 
 
 # prometheus_client's process, platform (python_info) and GC collectors, in a registry of their own.
@@ -260,10 +261,10 @@ class StateCollector:
 
     def describe(self) -> Iterable[Metric]:
         """The family names, so that the registry checks clashes without collecting."""
-        return [f.metric() for f in Families.empty().all()]
+        return [f.metric() for f in Families.empty().all() + exchange_limit_families(None)]
 
     def collect(self) -> Iterable[Metric]:
-        return [f.metric() for f in self.families().all()]
+        return [f.metric() for f in self.families().all() + exchange_limit_families(self._view())]
 
     def families(self) -> Families:
         f = Families.empty()
@@ -347,3 +348,32 @@ def exported_accounts(accounts, max_user_accounts: int) -> tuple[list, int]:
         budget -= len(own)
         exported.extend(own)
     return exported, omitted
+
+
+# --------------------------------------------------------------------------- exchange limits
+# The fetch plane's families, from `BalanceService.budget_report` (bot.exchanges.report): kept in
+# this one block so that the collector above can change around it.
+
+
+def exchange_limit_families(source) -> list[Family]:
+    """Throttling, pauses and round estimates per exchange; ``source`` is the manager facade
+    or a service (None: the empty families, for ``describe``). Starts no read, waits for nothing."""
+    p = PREFIX
+    throttled = Family(f"{p}_exchange_throttled_total", "counter",
+                       "Requests an exchange refused by its rate limits (429, 418 ban, rate-limit errors), by reason.",
+                       ("exchange", "reason"))
+    paused = Family(f"{p}_exchange_paused_until_timestamp_seconds", "gauge",
+                    "Unix time until which the exchange's host is paused by its limits (0: never paused).",
+                    ("exchange",))
+    rounds = Family(f"{p}_exchange_round_seconds", "gauge",
+                    "Estimated seconds one round of the exchange's accounts takes within its limits from one address.",
+                    ("exchange",))
+    service = getattr(source, "service", source)
+    report = service.budget_report() if service is not None and hasattr(service, "budget_report") else {}
+    for exchange, entry in sorted(report.items()):
+        for reason, count in sorted(entry["throttled"].items()):
+            throttled.add((exchange, reason), count)
+        paused.add((exchange,), entry["paused_until"])
+        rounds.add((exchange,), entry["round_seconds"])
+    return [throttled, paused, rounds]
+

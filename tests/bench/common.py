@@ -12,10 +12,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
-def fake_process(exchange: str, latency: float = 0.0, min_interval: float = 0.0):
-    """Run ``python -m tests.fakes`` with auto accounts; yield its URL; stop it afterwards."""
+def fake_process(exchange: str, latency: float = 0.0, min_interval: float = 0.0, *extra: str):
+    """Run ``python -m tests.fakes`` with auto accounts (``extra``: more of its flags, e.g.
+    ``--enforce-limits``); yield its URL; stop it afterwards."""
     proc = subprocess.Popen([sys.executable, "-m", "tests.fakes", exchange, "--auto-accounts",
-                             "--latency", str(latency), "--min-interval", str(min_interval)],
+                             "--latency", str(latency), "--min-interval", str(min_interval), *extra],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline().strip()

@@ -30,7 +30,7 @@ def manager_run(url: str, accounts: int) -> dict:
     states = manager.refresh(force=True)
     warm = time.perf_counter() - start
     errors = sum(s.status.value != "ok" for s in states)
-    endpoint, = manager._registry.endpoints()
+    endpoint, = manager.service._registry.endpoints()
     manager.close()
     return {"rate": accounts / warm, "cold_rate": accounts / cold, "errors": errors, "maxrss_mb": peak_rss_mb(),
             "workers": config.settings.max_workers, "ccxt_instances": endpoint.instances_created}

@@ -1,0 +1,110 @@
+"""Per-key call discipline: one call in flight, spacing from completion, increasing nonces, and
+Kraken's call counter.
+
+A `KeyLane` belongs to one API key at one exchange host (or to an endpoint's public calls); every
+account and endpoint object using that key shares it. A read holds ``lane.lock`` for all its
+calls, so calls of one key never overlap. Before each request `before(cost)` waits until the
+previous request of the key *completed* at least ``interval(cost)`` ago (so the exchange sees at
+least that gap between arrivals, whatever the latency) and, with a `KeyCounter`, until the key's
+modelled counter (+``counter_cost`` a call, decaying at `HEADROOM` of the documented rate, kept
+one call below the maximum) has room. ``next_nonce`` is strictly increasing per lane.
+
+Loop-only: every attribute is touched only on the fetch loop's thread, by the read holding ``lock``
+(``refused`` by that read's own answer). Waits are ``asyncio.sleep`` on the loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bot.exchanges.limits import HEADROOM, KeyCounter
+
+COUNTER_MARGIN = 1.0
+
+
+class KeyLane:
+    __slots__ = ("_lock", "_min_interval", "_rate_limit_s", "_counter", "_decay", "_clock", "_ready_at",
+                 "_pending_cost", "_last_nonce", "_level", "_stamp", "_backoff", "accounts")
+
+    def __init__(self, min_interval: float | None = None, rate_limit_ms: float = 0.0,
+                 counter: KeyCounter | None = None, clock=time.monotonic):
+        """``min_interval`` (seconds per call, whatever the cost) wins; else ``rate_limit_ms × cost``."""
+        self._lock: asyncio.Lock | None = None
+        self._min_interval = min_interval
+        self._rate_limit_s = rate_limit_ms / 1000.0
+        self._counter = counter
+        self._decay = counter.decay_per_second * HEADROOM if counter else 0.0
+        self._clock = clock
+        self._ready_at = 0.0
+        self._pending_cost = 1.0
+        self._last_nonce = 0
+        self._level = 0.0
+        self._stamp = 0.0
+        self._backoff = 0.0
+        self.accounts = 0
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """The key's lock, made on first use (a lane per account costs little until it reads)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    def interval(self, cost: float | None = None) -> float:
+        if self._min_interval is not None:
+            return self._min_interval
+        return self._rate_limit_s * (1.0 if cost is None else cost)
+
+    def _level_at(self, now: float) -> float:
+        return max(0.0, self._level - self._decay * (now - self._stamp))
+
+    def _counter_ready(self, now: float, cost: float) -> float:
+        if self._counter is None:
+            return now
+        excess = self._level_at(now) + cost - (self._counter.maximum - COUNTER_MARGIN)
+        return now if excess <= 0 else now + excess / self._decay
+
+    async def before(self, cost: float | None = None, counter_cost: float = 1.0) -> None:
+        """Wait for the key's spacing and counter (lock held), then count the call."""
+        while True:
+            now = self._clock()
+            ready = max(self._ready_at, self._counter_ready(now, counter_cost))
+            if ready <= now:
+                break
+            await asyncio.sleep(ready - now)
+        self._pending_cost = 1.0 if cost is None else cost
+        if self._counter is not None:
+            self._level, self._stamp = self._level_at(now) + counter_cost, now
+
+    def completed(self) -> None:
+        """The request's response (or failure) arrived (lock held)."""
+        self._ready_at = max(self._ready_at, self._clock() + self.interval(self._pending_cost))
+
+    def refused(self, reason: str, backoff_first: float) -> None:
+        """The exchange refused this key's call by a per-key limit: with a counter, take it as
+        full; else back off (doubling from ``backoff_first`` while refusals repeat)."""
+        now = self._clock()
+        if self._counter is not None:
+            self._level, self._stamp = self._counter.maximum, now
+            return
+        self._backoff = min(max(backoff_first, 2 * self._backoff), 64.0)
+        self._ready_at = max(self._ready_at, now + self._backoff)
+
+    def succeeded(self) -> None:
+        self._backoff = 0.0
+
+    def next_nonce(self, candidate: int | float) -> int:
+        """``candidate`` (the exchange's own nonce, in its own unit), raised if needed so that it
+        is strictly greater than every earlier nonce of this lane (lock held)."""
+        nonce = max(int(candidate), self._last_nonce + 1)
+        self._last_nonce = nonce
+        return nonce
+
+    def round_seconds(self) -> float:
+        """Estimated seconds for one call of every account sharing this key."""
+        per_call = self.interval()
+        if self._counter is not None:
+            per_call = max(per_call, 1.0 / self._decay)
+            burst = max(0.0, self._counter.maximum - COUNTER_MARGIN)
+            return max(0.0, self.accounts - burst) * per_call
+        return self.accounts * per_call
