@@ -50,7 +50,8 @@ def test_a_429_pauses_the_host_for_its_retry_after_and_a_418_bans_it():
     records = Records()
     logger = logging.getLogger("bot.exchanges.budget")
     logger.addHandler(records)
-    level, logger.level = logger.level, logging.WARNING   # whatever an earlier test configured
+    level = logger.level
+    logger.setLevel(logging.WARNING)   # whatever an earlier test configured (setLevel clears the cache)
     clock = Clock(1_000_000.0)
     b = budget("binance", clock)
     b.observe(429, {"Retry-After": "30"}, {"code": -1003}, private=True)
