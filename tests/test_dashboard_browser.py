@@ -24,33 +24,15 @@ import os
 import re
 import threading
 from decimal import Decimal as D
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import FAST_SETTINGS, broker_on, no_spacing
 from tests.fakes import FakeKraken
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
+from tests.browser_support import launch, require_browser
 
-
-def _missing_browser() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the Python package playwright is not installed (pip install -e '.[dev]')"
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing (apt-get install chromium)"
-    return None
-
-
-_why = _missing_browser()
-if _why:
-    if os.environ.get("MULTIBALANCE_REQUIRE_BROWSER") == "1":
-        raise RuntimeError(f"browser tests required but {_why}")
-    pytest.skip(_why, allow_module_level=True)
+require_browser()
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
@@ -78,7 +60,7 @@ def paper(**balances) -> dict:
 @pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        browser = launch(playwright)
         yield browser
         browser.close()
 

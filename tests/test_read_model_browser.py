@@ -6,63 +6,35 @@ is admin): a partial known total carries a "partial" mark, an unknown one shows 
 mark, the average says over how many users it is, error classes come from the API's field."""
 from __future__ import annotations
 
-import os
 import re
-import threading
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.browser_support import launch, require_browser, serve
 
-
-def _missing_browser() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the Python package playwright is not installed (pip install -e '.[dev]')"
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing (apt-get install chromium)"
-    return None
-
-
-_why = _missing_browser()
-if _why:
-    if os.environ.get("MULTIBALANCE_REQUIRE_BROWSER") == "1":
-        raise RuntimeError(f"browser tests required but {_why}")
-    pytest.skip(_why, allow_module_level=True)
+require_browser()
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from tests.read_model_states import mixed_states  # noqa: E402
 from web import close_app, create_app  # noqa: E402
 
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
-
 
 @pytest.fixture
 def site(config, managers):
-    from werkzeug.serving import make_server
-
     with mixed_states(config, managers) as (manager, _):
         app = create_app(manager=manager, environ={})
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, name="read-model-server", daemon=True)
-        thread.start()
         try:
-            yield f"http://127.0.0.1:{server.server_port}"
+            with serve(app) as url:
+                yield url
         finally:
-            server.shutdown()
-            thread.join()
-            server.server_close()
             close_app(app)
 
 
 @pytest.fixture
 def page():
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        browser = launch(playwright)
         context = browser.new_context(viewport={"width": 1300, "height": 1000}, locale="en-US")
         page = context.new_page()
         page.set_default_timeout(15_000)
