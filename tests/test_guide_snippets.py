@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from bot.balances.service import ServiceClosed
-from bot.multi_account_broker_manager import MultiAccountBrokerManager
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,6 @@ from bot.history.recorder import HistoryRecorder
 from bot.multi_account_broker_manager import MultiAccountBrokerManager
 from bot.store import BalanceStore, DailyRow
 from tests.conftest import FAST_SETTINGS, broker_on, no_spacing
-from tests.fakes import FakeKraken
 
 ROOT = Path(__file__).resolve().parents[1]
 

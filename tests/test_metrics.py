@@ -17,7 +17,6 @@ from bot.config import ConfigError
 from bot.views.metrics import error_label, metrics_for, render_metrics
 from bot.multi_account_broker_manager import MultiAccountBrokerManager
 from tests.conftest import FAST_SETTINGS, broker_on, no_spacing
-from tests.fakes import FakeKraken
 from tests.clock import Clock
 
 PROMTOOL = shutil.which("promtool")

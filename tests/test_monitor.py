@@ -12,7 +12,6 @@ import pytest
 
 from bot.store import BalanceStore, default_database_url
 from tests.conftest import FAST_SETTINGS, broker_on, no_spacing
-from tests.fakes import FakeKraken
 from tests.monitor_process import ROOT, MonitorProcess, value_of
 
 ALICE = {"owner": "alice", "broker": "kraken", "exchange": "kraken"}

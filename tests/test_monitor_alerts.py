@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-import pytest
 
 from bot.store import BalanceStore, default_database_url
 from tests.conftest import FAST_SETTINGS, broker_on, no_spacing

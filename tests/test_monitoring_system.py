@@ -19,7 +19,6 @@ import pytest
 from bot.monitoring_system import AlertLevel, AlertType, MonitoringSystem, get_monitoring_system
 from bot.multi_account_broker_manager import MultiAccountBrokerManager
 from tests.conftest import FAST_SETTINGS, broker_on, no_spacing
-from tests.fakes import FakeKraken
 from tests.webhook_receiver import WebhookReceiver, refused_url
 from tests.clock import Clock
 

@@ -166,7 +166,7 @@ def test_a_database_that_cannot_be_opened_shows_no_password(config, capsys):
         BalanceStore(url)
     message = str(error.value)
     assert DB_PASSWORD not in message and "\n" not in message
-    assert message.startswith(f"postgresql+psycopg://mb:***@127.0.0.1:") and "/mb: " in message
+    assert message.startswith("postgresql+psycopg://mb:***@127.0.0.1:") and "/mb: " in message
     config.settings(database_url=url).user("alice", {"paper": {"paper": True, "balances": {"USD": 1}}})
     assert cli.main(["--config", str(config.root)]) == 2
     out, err = capsys.readouterr()
