@@ -40,7 +40,8 @@ def test_monitor_refreshes_serves_metrics_and_stops_cleanly(config, kraken, stop
         status, body = monitor.get("/healthz")
         assert status == 200 and json.loads(body) == {  # the one /healthz shape (bot.app.ops), as the web app's
             "status": "ok", "scheduler": {"started": True, "running": True},
-            "store": {"enabled": True, "ok": True, "dialect": "sqlite"}}
+            "store": {"enabled": True, "ok": True, "dialect": "sqlite"},
+            "readers": {"keys": 1, "here": 1, "elsewhere": 0, "unheld": 0}}  # the monitor reads alice's key
         assert monitor.get("/nope")[0] == 404
         assert monitor.stop(stop_signal) == 0
     log = monitor.log

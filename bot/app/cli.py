@@ -1,6 +1,11 @@
 """``show_user_balances`` / ``multibalance``: the terminal report and its JSON form; the history
 and its exports.
 
+The CLI takes part in the shared truth (`bot.app.truth`) for the length of its run: it shows the
+states the live readers wrote (asking them for a round with ``--refresh``, or when a state is
+older than the TTL) and reads itself only the keys no live process reads (``fetch.role:
+follower``: none).
+
 Exit status: 0 every account fresh, 1 the report was printed but some account is stale,
 failed or not configured (or an export found no close), 2 a configuration or usage error (one
 line on stderr, no traceback). Discouraged but working configuration (literal keys) is named
@@ -124,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         _check(args, config)
         for warning in config.warnings():
             print(f"warning: {warning}", file=sys.stderr)
-        manager = MultiAccountBrokerManager(config)
+        manager = MultiAccountBrokerManager(config, role="follower" if config.settings.fetch.role == "follower"
+                                            else "auto")
         manager.open()  # a database that cannot be opened is a configuration error
     except (UsageError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

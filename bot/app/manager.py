@@ -7,6 +7,10 @@ a caller waits only for an account that was never read (or for an explicit ``ref
 manager is a `StateView` too (it delegates to the service), so views can be handed either.
 All public methods are thread-safe.
 
+With history on, the process takes part in the shared truth of every process on the store
+(`bot.app.truth`): it reads the API keys whose leases it holds (``role``: the settings'
+``fetch.role`` unless given) and follows the states the others read.
+
 The module-level ``multi_account_broker_manager`` is such a manager on the default
 configuration directory (``$BALANCES_CONFIG`` or ``./config``); importing this module does no I/O.
 
@@ -29,6 +33,7 @@ from bot.core.sources import FORCED, ON_DEMAND, SCHEDULED
 from bot.core.state import AccountState
 from bot.history.recorder import HistoryRecorder
 from bot.app.scheduler import BalanceScheduler
+from bot.app.truth import SharedTruth
 from bot.store import BalanceStore, TradeIn, default_database_url
 from bot.store.engine import StoreOpenError
 
@@ -64,10 +69,14 @@ def _reason(exc: BaseException) -> str:
 
 class MultiAccountBrokerManager:
     def __init__(self, config: Config | None = None, config_dir: str | None = None, clock=time.monotonic,
-                 history: bool = True):
+                 history: bool = True, role: str | None = None, now=None):
         """``clock`` times the cache's TTL (tests pass a controllable one); ``history`` records
         snapshots and daily closes in the store (``settings.database_url``, default an SQLite
-        file in the configuration directory)."""
+        file in the configuration directory); ``role`` (reader | auto | follower) overrides
+        ``fetch.role``; ``now`` is the history's wall clock (tests move midnight)."""
+        self._role = role
+        self._now = now
+        self._truth: SharedTruth | None = None
         self._clock = clock
         self._config = config
         self._config_dir = config_dir
@@ -88,16 +97,24 @@ class MultiAccountBrokerManager:
         with self._setup_lock:
             if not self._ready:
                 config = self._config or load_config(self._config_dir)
-                service = BalanceService(config, clock=self._clock)
+                store = open_store(config) if self._want_history else None
+                truth = None if store is None else SharedTruth(config, store, self._role or config.settings.fetch.role)
+                service = BalanceService(config, clock=self._clock, gate=None if truth is None else truth.keeper)
                 try:
-                    if self._want_history:
-                        store = open_store(config)
-                        self._history = HistoryRecorder(service, store, config.settings,
-                                                        refresh=self._scheduled_refresh).start()
+                    if store is not None:
+                        truth.start(service)
+                        clock = {} if self._now is None else {"now": self._now}
+                        self._history = HistoryRecorder(service, store, config.settings, refresh=self._scheduled_refresh,
+                                                        closer=truth.is_closer, **clock).start()
+                        truth.keeper.on_closer = self._history.finalize_missed_days
+                        truth.keeper.closer_done()
                 except BaseException:
                     service.close()
+                    if store is not None:
+                        truth.close()
+                        store.close()
                     raise
-                self._config, self._service = config, service
+                self._config, self._service, self._truth = config, service, truth
                 self._ready = True
         return self._service
 
@@ -142,6 +159,12 @@ class MultiAccountBrokerManager:
             self._closers.append(callback)
 
     @property
+    def truth(self) -> SharedTruth | None:
+        """This process's part in the shared truth (None when history is off)."""
+        self._ensure_ready()
+        return self._truth
+
+    @property
     def history(self) -> HistoryRecorder | None:
         """The history recorder (snapshots, daily closes), or None when history is off."""
         self._ensure_ready()
@@ -155,6 +178,8 @@ class MultiAccountBrokerManager:
                 self._scheduler = BalanceScheduler(self._config.settings, refresh=self._scheduled_refresh,
                                                    log_balances=self.log_all_balances, recorder=self._history)
                 self._scheduler.start()
+                if self._truth is not None:
+                    self._truth.keeper.keep_closer()  # this process closes the days (if it gets the lease)
             return self._scheduler
 
     @property
@@ -179,6 +204,8 @@ class MultiAccountBrokerManager:
                 closer()
             except Exception:
                 log.exception("closing %r failed", closer)
+        if self._truth is not None:
+            self._truth.close()
         if self._history is not None:
             self._history.stop()
             self._history.store.close()
@@ -192,8 +219,11 @@ class MultiAccountBrokerManager:
         """Read every account (``force``) or every account that is not fresh, and wait for it.
         ``source`` labels the reads for history (default manual_sync when forced, else account_sync).
         ``owner`` ("master" or a user id) limits the reads to that owner's accounts (KeyError if
-        it has none)."""
-        return self._ensure_ready().refresh(force=force, source=source or (FORCED if force else ON_DEMAND), owner=owner)
+        it has none). Accounts another process reads: see `SharedTruth.refresh`."""
+        service, source = self._ensure_ready(), source or (FORCED if force else ON_DEMAND)
+        if self._truth is not None:
+            return self._truth.refresh(force, source, owner)
+        return service.refresh(force=force, source=source, owner=owner)
 
     def current_states(self) -> list[AccountState]:
         """The last state of every account, without starting any read (for history and views)."""

@@ -3,7 +3,8 @@
     python -m bot.monitor [--config DIR] [--metrics-port N] [--metrics-host HOST]
 
 Starts the manager's scheduler (a refresh of every account every ``cache_ttl_seconds``, snapshots
-and the daily close at midnight), attaches the monitoring system (alert rules and delivery), and
+and the daily close at midnight) as a ``reader`` (it takes every API key's lease it can, taking
+them over from ``auto`` processes: `bot.app.truth`), attaches the monitoring system (alert rules and delivery), and
 serves ``GET /metrics`` and ``GET /healthz`` (`bot.app.ops`: the same bodies as the web app's;
 /healthz is 503 until the scheduler runs) on HOST:N (default 127.0.0.1:9478; port 0 picks a free
 port; the address is logged). Logs go to stderr at INFO.
@@ -118,7 +119,8 @@ def run(args, stop: threading.Event) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     try:
-        manager = MultiAccountBrokerManager(with_source_address(load_config(args.config), args.source_address))
+        manager = MultiAccountBrokerManager(with_source_address(load_config(args.config), args.source_address),
+                                            role="reader")  # reads every key it can
         manager.open()  # a database that cannot be opened is a configuration error
     except (ConfigError, UsageError) as exc:
         server.server_close()

@@ -14,15 +14,21 @@ exchange.
             | {"enabled": true, "ok": true, "dialect": "sqlite" | "postgresql"}
             | {"enabled": true, "ok": false, "error": "<exception class>"},
      "budget": {"<exchange>": {"round_seconds": int, "ttl_seconds": float
-                               [, "paused_until": float, "pause_reason": str]}}}
+                               [, "paused_until": float, "pause_reason": str]}},
+     "readers": {"keys": int, "here": int, "elsewhere": int, "unheld": int}}
 
 ``budget`` is there only when an exchange's limits are a concern: one round of its accounts
 needs longer than the TTL from one address, or one of its hosts is paused (a 429's Retry-After,
 a 418 ban) right now (`BalanceService.budget_report`). It never changes the status.
 
-200 with "ok"; 503 with "degraded" when the store does not answer a trivial query, or when the
+``readers`` (present when the process shares the store's truth and the configuration has API
+keys, `bot.app.truth`): of the configuration's API keys, how many this process reads (holds the
+lease of), how many another live process reads, and how many no live process reads.
+
+200 with "ok"; 503 with "degraded" when the store does not answer a trivial query, when the
 server expects its scheduler (``scheduler_expected``: the monitor always, the web app when it
-started one) and it is not running. The body never carries an error message (no path, no URL):
+started one) and it is not running, or when some key has no live reader (``unheld`` > 0: its
+accounts are not being read by anyone). The body never carries an error message (no path, no URL):
 the log has it.
 
 ``/metrics``: the Prometheus text format (`bot.views.metrics`). Errors (a failed rendering, an
@@ -57,8 +63,9 @@ class OpsResponse:
 def healthz(manager, scheduler_expected: bool) -> OpsResponse:
     """The health of a server built on ``manager`` (see the module docstring for the body)."""
     history = manager.history
+    truth = getattr(manager, "truth", None)
     return health(manager.scheduler, None if history is None else history.store, scheduler_expected,
-                  budget_concerns(manager))
+                  budget_concerns(manager), None if truth is None else truth.readers())
 
 
 def budget_concerns(manager) -> dict:
@@ -77,9 +84,10 @@ def budget_concerns(manager) -> dict:
     return concerns
 
 
-def health(scheduler, store, scheduler_expected: bool, budget: dict | None = None) -> OpsResponse:
-    """The health of ``scheduler`` (None: never started) and of the history ``store`` (None:
-    disabled): `healthz`'s body and status."""
+def health(scheduler, store, scheduler_expected: bool, budget: dict | None = None,
+           readers: dict | None = None) -> OpsResponse:
+    """The health of ``scheduler`` (None: never started), of the history ``store`` (None:
+    disabled) and of the key ``readers`` (None: not shared): `healthz`'s body and status."""
     running = bool(scheduler is not None and scheduler.running)
     healthy = running or not scheduler_expected
     if store is None:
@@ -97,6 +105,11 @@ def health(scheduler, store, scheduler_expected: bool, budget: dict | None = Non
             "store": store_health}
     if budget:
         body["budget"] = budget
+    if readers is not None and readers["keys"]:
+        body["readers"] = readers
+        if readers["unheld"]:
+            healthy = False
+            body["status"] = "degraded"
     return OpsResponse(200 if healthy else 503, JSON, json.dumps(body).encode(), NO_STORE)
 
 

@@ -120,6 +120,18 @@ class BalanceCache:
         for event in woken:
             event.set()
 
+    def adopt(self, state: AccountState, fresh: bool) -> AccountState | None:
+        """Store a state read by another process (its flights, if any, are left alone): the latest
+        state, and a fresh one if ``fresh``. Returns the state it replaces."""
+        with self._lock:
+            previous = self._latest.get(state.account_id)
+            self._latest[state.account_id] = state
+            if fresh:
+                self._fresh[state.account_id] = state
+            else:
+                self._fresh.pop(state.account_id, None)
+            return previous
+
     @staticmethod
     def _end_locked(flight: Flight, state: AccountState) -> list:
         flight.state = state

@@ -11,7 +11,9 @@ never read, then the oldest) and the budgets spread them over the round; nothing
 caller's thread except for the reads it asked for. It implements `StateView` (`config`,
 `current_states`, `subscribe`, `cache_stats`); the manager facade (`bot.app.manager`) adds the
 bot's API on top. `budget_report` says what each exchange's limits allow (round time vs TTL,
-pauses, throttling).
+pauses, throttling). With a ``gate`` (`bot.balances.leases`: one reader per key across
+processes) an account is read only while ``gate.may_read`` allows it; the states other
+processes read come in through `adopt`.
 
 Locks: ``_listeners_lock`` guards ``_listeners`` (a tuple replaced on change, so a read's
 notification iterates a snapshot without holding the lock) and ``_closed``. The cache has its
@@ -35,7 +37,7 @@ from bot.balances.cache import BalanceCache, Flight
 from bot.balances.view import StateListener
 from bot.config import AccountConfig, Config
 from bot.core.brokers import BrokerType, broker_key
-from bot.core.sources import FORCED, ON_DEMAND
+from bot.core.sources import FOLLOWED, FORCED, ON_DEMAND
 from bot.core.state import AccountState, Status, sum_known
 from bot.exchanges.clients import ExchangeRegistry, build_client
 from bot.exchanges.loop import FetchLoop, LoopClosed
@@ -53,11 +55,13 @@ class ServiceClosed(RuntimeError):
 
 
 class BalanceService:
-    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic, time_scale: float = 1.0):
+    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic, time_scale: float = 1.0,
+                 gate=None):
         """``clock`` times the cache's TTL (tests pass a controllable one); ``time_scale`` divides
-        every duration of the exchanges' limits (for time-scaled fake exchanges). Builds clients
-        (no I/O)."""
+        every duration of the exchanges' limits (for time-scaled fake exchanges); ``gate`` says
+        which accounts this process may read (None: all). Builds clients (no I/O)."""
         self.config = config
+        self._gate = gate
         settings = self.settings = config.settings
         self._registry = ExchangeRegistry(settings, time_scale=time_scale)
         self._accounts: dict[str, AccountConfig] = {a.account_id: a for a in config.accounts()}
@@ -91,6 +95,8 @@ class BalanceService:
         self._listeners_lock = threading.Lock()
         self._listeners: tuple[StateListener, ...] = ()
         self._closed = False
+        if gate is not None:
+            gate.attach(self._registry)
         self.budget_report(log_over_budget=True)
 
     # ------------------------------------------------------------------ StateView
@@ -124,9 +130,27 @@ class BalanceService:
         except KeyError:
             raise KeyError(f"unknown owner {owner!r}") from None
 
+    def adopt(self, state: AccountState, fresh: bool) -> None:
+        """Take ``state``, read by another process, as the account's latest (``fresh``: also
+        within the TTL); listeners are told with source ``followed``."""
+        self._notify(state, self._cache.adopt(state, fresh), FOLLOWED)
+
+    def _notify(self, state: AccountState, previous: AccountState | None, source: str) -> None:
+        with self._listeners_lock:
+            listeners = self._listeners
+        for listener in listeners:
+            try:
+                listener(state, previous, source)
+            except Exception:
+                log.exception("balance listener failed for %s", state.account_id)
+
     async def _read_one(self, account_id: str, flight: Flight, source: str) -> None:
         account = self._accounts[account_id]
         previous = self._cache.latest(account_id)
+        if self._gate is not None and not self._gate.may_read(account_id):  # another process reads it now
+            self._cache.complete(previous or blank_state(account, Status.ERROR, "Pending: read by another process",
+                                                         "Pending"))
+            return
         started = time.perf_counter()
         try:
             state = await read_account(account, self._clients[account_id], previous, self.settings, started)
@@ -136,16 +160,13 @@ class BalanceService:
         except BaseException as exc:  # read_account does not raise; keep the flight honest anyway
             log.exception("%s: read failed unexpectedly", account_id)
             state = (previous or blank_state(account)).failed(type(exc).__name__, type(exc).__name__)
+        finally:
+            if self._gate is not None:
+                self._gate.read_done(account_id)
         if state.read_seconds is None:  # a failed read (a successful one is timed by read_account)
             state = replace(state, read_seconds=time.perf_counter() - started)
         self._cache.complete(state)  # ends the flight: its waiters wake
-        with self._listeners_lock:
-            listeners = self._listeners
-        for listener in listeners:
-            try:
-                listener(state, previous, source)
-            except Exception:
-                log.exception("balance listener failed for %s", account_id)
+        self._notify(state, previous, source)
 
     def _start_reads(self, started: list[tuple[str, Flight]], source: str) -> None:
         """On the loop: queue the reads per host in the order given; `_fill` starts them."""
@@ -186,7 +207,8 @@ class BalanceService:
             states = self._cache.fresh(account_ids)
             if states is not None:
                 return states
-        started, waits = self._cache.claim(account_ids, self._readable, force)
+        readable = self._readable if self._gate is None else self._gate.readable(self._readable)
+        started, waits = self._cache.claim(account_ids, readable, force)
         if started:  # in priority order: never read first, then the oldest
             try:
                 self._loop.call_soon(self._start_reads, started, source)
@@ -205,7 +227,9 @@ class BalanceService:
         for account_id in account_ids:
             flight = awaited.get(account_id)
             if flight is None:
-                result.append(self._cache.latest(account_id))
+                result.append(self._cache.latest(account_id) or blank_state(  # followed, none written yet
+                    self._accounts[account_id], Status.ERROR, "Pending: not read yet by the process that reads it",
+                    "Pending"))
             elif flight.done():
                 result.append(flight.result())
             else:

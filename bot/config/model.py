@@ -39,13 +39,21 @@ class RateLimit:
     tier: str | None = None
 
 
+FETCH_ROLES = ("auto", "reader", "follower")
+
+
 @dataclass(frozen=True)
 class FetchSettings:
     """``settings.fetch``: ``source_address`` binds outgoing exchange connections to that local
-    address (budgets are per address); ``max_response_bytes`` caps a response body."""
+    address (budgets are per address); ``max_response_bytes`` caps a response body; ``role`` is
+    the role of the processes that do not fix their own (the in-process manager and ``python -m
+    web``): ``auto`` (read the keys no other live process reads, follow the others), ``reader``
+    (read every key, taking them over from ``auto`` processes) or ``follower`` (never call an
+    exchange; the CLI follows it too). See `bot.app.truth`."""
 
     source_address: str | None = None
     max_response_bytes: int = 10 * 1024 * 1024
+    role: str = "auto"
 
 
 @dataclass(frozen=True)

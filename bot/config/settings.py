@@ -9,7 +9,7 @@ from bot.config.alerts import parse_alert_settings
 from bot.config.fields import Fields, read_json
 from bot.config.files import ABSENT, file_kind
 from bot.config.formats import currency_problem, timezone_problem
-from bot.config.model import DEFAULT_PEGS, FetchSettings, MetricsSettings, RateLimit, Settings, UserConfig
+from bot.config.model import DEFAULT_PEGS, FETCH_ROLES, FetchSettings, MetricsSettings, RateLimit, Settings, UserConfig
 from bot.config.web import parse_web_settings
 from bot.exchanges.catalog import is_exchange_id
 
@@ -18,7 +18,7 @@ SETTINGS_FIELDS = {"base_currency", "cache_ttl_seconds", "database_url", "timezo
                    "first_read_timeout_seconds", "price_pegs", "snapshot_interval_minutes", "retention_days",
                    "metrics", "fetch"}
 KRAKEN_TIERS = ("starter", "intermediate", "pro")
-FETCH_FIELDS = {"source_address", "max_response_bytes"}
+FETCH_FIELDS = {"source_address", "max_response_bytes", "role"}
 
 
 def parse_settings(path: Path, users: tuple[UserConfig, ...]) -> Settings:
@@ -70,7 +70,7 @@ def parse_settings(path: Path, users: tuple[UserConfig, ...]) -> Settings:
 
 
 def _fetch(f: Fields) -> FetchSettings:
-    """``fetch``: {source_address, max_response_bytes}."""
+    """``fetch``: {source_address, max_response_bytes, role}."""
     fetch = f.obj("fetch")
     fetch.check_known(FETCH_FIELDS)
     address = fetch.text("source_address")
@@ -80,7 +80,10 @@ def _fetch(f: Fields) -> FetchSettings:
         except ValueError:
             raise fetch.error("source_address", f"must be an IP address of this machine, got {address[:40]!r}") from None
     cap = fetch.whole("max_response_bytes", FetchSettings.max_response_bytes)
-    return FetchSettings(source_address=address, max_response_bytes=cap)
+    role = fetch.text("role", "auto")
+    if role not in FETCH_ROLES:
+        raise fetch.error("role", f"must be one of {', '.join(FETCH_ROLES)}, got {role[:40]!r}")
+    return FetchSettings(source_address=address, max_response_bytes=cap, role=role)
 
 
 def _metrics(f: Fields) -> MetricsSettings:

@@ -125,6 +125,7 @@ class ExchangeRegistry:
         self._budgets: dict[tuple, AddressBudget] = {}
         self._lanes: dict[tuple, KeyLane] = {}
         self._limits: dict[str, ExchangeLimits] = {}
+        self._continued: dict[str, tuple[int | None, float | None]] = {}  # fingerprint -> floors (lock)
 
     def limits(self, exchange_id: str, rate_limit_ms: float) -> ExchangeLimits:
         with self._lock:
@@ -159,9 +160,28 @@ class ExchangeRegistry:
             if lane is None:
                 lane = self._lanes[lane_key] = KeyLane(limits.key_interval, rate_limit_ms=endpoint.rate_limit_ms,
                                                        counter=limits.key_counter)
+                lane.continue_from(*self._continued.get(lane_key[-1], (None, None)))
             lane.accounts += 1
             endpoint.budget.accounts += 1
         return endpoint, lane
+
+    def continue_key(self, fingerprint: str, nonce_floor: int | None, last_call_at: float | None) -> None:
+        """The key of ``fingerprint`` was read by another process: its lanes (now and later ones)
+        continue its nonces and spacing (`KeyLane.continue_from`)."""
+        with self._lock:
+            self._continued[fingerprint] = (nonce_floor, last_call_at)
+            lanes = [lane for key, lane in self._lanes.items() if key[-1] == fingerprint]
+        for lane in lanes:
+            lane.continue_from(nonce_floor, last_call_at)
+
+    def key_floors(self, fingerprint: str) -> tuple[int | None, float | None]:
+        """(highest nonce, end of the last call) of the key of ``fingerprint`` in this process,
+        None where it made none."""
+        with self._lock:
+            lanes = [lane for key, lane in self._lanes.items() if key[-1] == fingerprint]
+        nonces = [lane.last_nonce for lane in lanes if lane.last_nonce]
+        calls = [lane.last_call_at for lane in lanes if lane.last_call_at is not None]
+        return (max(nonces) if nonces else None), (max(calls) if calls else None)
 
     def _create_endpoint(self, key: tuple, options: Mapping) -> ExchangeEndpoint:
         exchange_id, api_url, sandbox, _ = key

@@ -9,8 +9,15 @@ least that gap between arrivals, whatever the latency) and, with a `KeyCounter`,
 modelled counter (+``counter_cost`` a call, decaying at `HEADROOM` of the documented rate, kept
 one call below the maximum) has room. ``next_nonce`` is strictly increasing per lane.
 
-Loop-only: every attribute is touched only on the fetch loop's thread, by the read holding ``lock``
-(``refused`` by that read's own answer). Waits are ``asyncio.sleep`` on the loop.
+A key read by several processes in turn (one at a time: `bot.balances.leases`) continues where
+the previous reader stopped: `continue_from` sets ``nonce_floor`` (every later nonce is above it)
+and ``not_before`` (wall clock: no call before the previous reader's last call + the spacing);
+``last_nonce`` and ``last_call_at`` (wall clock) are what the next reader is given.
+
+Loop-only: every other attribute is touched only on the fetch loop's thread, by the read holding
+``lock`` (``refused`` by that read's own answer). ``nonce_floor``, ``not_before``, ``last_nonce``
+and ``last_call_at`` are also read or written by the lease keeper's thread, as single
+assignments (atomic). Waits are ``asyncio.sleep`` on the loop.
 """
 from __future__ import annotations
 
@@ -24,7 +31,8 @@ COUNTER_MARGIN = 1.0
 
 class KeyLane:
     __slots__ = ("_lock", "_min_interval", "_rate_limit_s", "_counter", "_decay", "_clock", "_ready_at",
-                 "_pending_cost", "_last_nonce", "_level", "_stamp", "_backoff", "accounts")
+                 "_pending_cost", "last_nonce", "_level", "_stamp", "_backoff", "accounts", "nonce_floor",
+                 "not_before", "last_call_at")
 
     def __init__(self, min_interval: float | None = None, rate_limit_ms: float = 0.0,
                  counter: KeyCounter | None = None, clock=time.monotonic):
@@ -37,7 +45,10 @@ class KeyLane:
         self._clock = clock
         self._ready_at = 0.0
         self._pending_cost = 1.0
-        self._last_nonce = 0
+        self.last_nonce = 0
+        self.nonce_floor = 0
+        self.not_before = 0.0
+        self.last_call_at: float | None = None
         self._level = 0.0
         self._stamp = 0.0
         self._backoff = 0.0
@@ -68,7 +79,7 @@ class KeyLane:
         """Wait for the key's spacing and counter (lock held), then count the call."""
         while True:
             now = self._clock()
-            ready = max(self._ready_at, self._counter_ready(now, counter_cost))
+            ready = max(self._ready_at, self._counter_ready(now, counter_cost), now + self.not_before - time.time())
             if ready <= now:
                 break
             await asyncio.sleep(ready - now)
@@ -79,6 +90,7 @@ class KeyLane:
     def completed(self) -> None:
         """The request's response (or failure) arrived (lock held)."""
         self._ready_at = max(self._ready_at, self._clock() + self.interval(self._pending_cost))
+        self.last_call_at = time.time()
 
     def refused(self, reason: str, backoff_first: float) -> None:
         """The exchange refused this key's call by a per-key limit: with a counter, take it as
@@ -96,9 +108,17 @@ class KeyLane:
     def next_nonce(self, candidate: int | float) -> int:
         """``candidate`` (the exchange's own nonce, in its own unit), raised if needed so that it
         is strictly greater than every earlier nonce of this lane (lock held)."""
-        nonce = max(int(candidate), self._last_nonce + 1)
-        self._last_nonce = nonce
+        nonce = max(int(candidate), self.last_nonce + 1, self.nonce_floor + 1)
+        self.last_nonce = nonce
         return nonce
+
+    def continue_from(self, nonce_floor: int | None, last_call_at: float | None) -> None:
+        """Continue a key another process read: nonces above ``nonce_floor``, the first call
+        spaced from ``last_call_at`` (wall clock). Either may be None (unknown)."""
+        if nonce_floor is not None:
+            self.nonce_floor = max(self.nonce_floor, int(nonce_floor))
+        if last_call_at is not None:
+            self.not_before = max(self.not_before, last_call_at + self.interval())
 
     def round_seconds(self) -> float:
         """Estimated seconds for one call of every account sharing this key."""

@@ -10,7 +10,10 @@ a stale account carries its last good holdings, marked ``stale``. ``refresh()`` 
 application) makes the last forced read before a day is closed.
 
 `close_day(day)` finalises a day (idempotent); `finalize_missed_days()` finalises, as
-``carried``, every provisional day before today that a stopped process never closed.
+``carried``, every provisional day before today that a stopped process never closed, and writes
+each day during which no process ran as ``carried`` too. With several processes on one store,
+only the holder of the closer lease (``closer()`` true, `bot.app.truth`) does either. States
+another process read (source ``followed``) are that process's to record.
 
 Locks: ``_last_lock`` guards ``_last`` (account id → (captured_at, balance) of its newest
 snapshot). The queue is thread-safe; only the writer thread touches the store for snapshots.
@@ -30,7 +33,7 @@ from typing import Callable
 from bot.balances.view import StateView
 from bot.config import MASTER_OWNER
 from bot.core.queues import next_batch
-from bot.core.sources import INITIAL
+from bot.core.sources import FOLLOWED, INITIAL
 from bot.core.state import AccountState, Status
 from bot.core.timefmt import utc_from_timestamp
 from bot.store import AssetRow, BalanceStore, DailyRow, SnapshotIn
@@ -43,9 +46,10 @@ _STOP = object()
 
 class HistoryRecorder:
     def __init__(self, view: StateView, store: BalanceStore, settings, now=lambda: dt.datetime.now(dt.timezone.utc),
-                 refresh: Callable[[], object] | None = None):
+                 refresh: Callable[[], object] | None = None, closer: Callable[[], bool] | None = None):
         """``refresh()`` reads every account before `close_day` finalises (None: close from the
-        states as they are)."""
+        states as they are); ``closer()`` says whether this process closes days (None: it does)."""
+        self._closer = closer
         self._view = view
         self._refresh = refresh
         self._unsubscribe: Callable[[], None] | None = None
@@ -95,7 +99,8 @@ class HistoryRecorder:
         return self._now().astimezone(self._zone).date()
 
     def _on_state(self, state: AccountState, previous: AccountState | None, source: str) -> None:
-        self._queue.put((state, source))
+        if source != FOLLOWED:
+            self._queue.put((state, source))
 
     def _run(self) -> None:
         while True:
@@ -168,7 +173,10 @@ class HistoryRecorder:
 
     def close_day(self, day: dt.date) -> int:
         """Finalise ``day`` for every enabled user after one last forced read (the midnight job).
-        Idempotent: a final day is never changed. Returns how many days were finalised."""
+        Idempotent: a final day is never changed. Returns how many days were finalised (0 when
+        this process is not the closer)."""
+        if self._closer is not None and not self._closer():
+            return 0
         if self._refresh is not None:
             self._refresh()
         self.flush()
@@ -177,13 +185,19 @@ class HistoryRecorder:
         return sum(self._store.finalize_day(user, day) for user in users)
 
     def finalize_missed_days(self) -> int:
-        """Finalise, as carried forward, every provisional day before today (a missed midnight)."""
+        """Finalise, as carried forward, every provisional day before today (a missed midnight),
+        then write the days nobody closed in between (see the module docstring); 0 when this
+        process is not the closer. Returns how many days were closed."""
+        if self._closer is not None and not self._closer():
+            return 0
         missed = self._store.open_days(before=self.today())
         for user, day in missed:
             self._store.finalize_day(user, day, carried=True)
-        if missed:
-            log.info("history: finalised %d missed daily closes as carried forward", len(missed))
-        return len(missed)
+        filled = self._store.fill_missing_days(self.today())
+        if missed or filled:
+            log.info("history: finalised %d missed daily closes and %d days without a process as carried forward",
+                     len(missed), filled)
+        return len(missed) + filled
 
     def prune(self, retention_days: float = DEFAULT_RETENTION_DAYS) -> int:
         return self._store.prune_snapshots(self._now() - dt.timedelta(days=retention_days))

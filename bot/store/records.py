@@ -21,6 +21,7 @@ from bot.core.sources import HOLDINGS, SOURCES
 FILTER_SOURCES = SOURCES + (HOLDINGS,)
 DAY_STATES = ("provisional", "final", "carried")
 ACCOUNT_STATUSES = ("ok", "stale")
+STATE_STATUSES = ("ok", "stale", "error", "not_configured")  # bot.core.state.Status values
 TRADE_SIDES = ("buy", "sell")
 
 NAME_MAX = 255      # user ids, account ids, owners, brokers, symbols, alert types

@@ -9,6 +9,10 @@ daily_closes      per user, day, account and asset: amount, price, value; unique
 trades            trade journal
 alerts            alert log (rows of one alert: same type, user_id, broker; newest row = its state)
 revoked_sessions  browser-session ids ended by logout, kept for one session lifetime (web.sessions)
+account_states    per account: its latest state, written by the process that read it (bot.store.shared)
+key_leases        per API key fingerprint (and the "closer"): which process may read it, until when,
+                  with the key's nonce floor and last call time (bot.store.leases)
+round_requests    forced rounds asked of the live readers (--refresh, POST /api/refresh)
 
 A test checks that the migrated database matches this module exactly.
 """
@@ -31,7 +35,7 @@ from sqlalchemy import (
 )
 
 from bot.store.records import (ACCOUNT_STATUSES, CODE_MAX, DAY_STATES, NAME_MAX, SESSION_ID_MAX, SOURCES,
-                               TRADE_SIDES)
+                               STATE_STATUSES, TRADE_SIDES)
 from bot.store.types import Amount, UTCDateTime
 
 # 64-bit ids on PostgreSQL; on SQLite an INTEGER PRIMARY KEY (the rowid) is already 64-bit.
@@ -146,4 +150,45 @@ revoked_sessions = Table(
     Column("session_id", String(SESSION_ID_MAX), primary_key=True),
     Column("revoked_at", UTCDateTime(), nullable=False),
     Index("ix_revoked_sessions_revoked_at", "revoked_at"),  # forgetting expired revocations
+)
+
+account_states = Table(
+    "account_states", metadata,
+    Column("account_id", String(NAME_MAX), primary_key=True),
+    Column("owner", String(NAME_MAX), nullable=False),
+    Column("broker", String(NAME_MAX), nullable=False),
+    Column("exchange", String(NAME_MAX), nullable=False),
+    Column("status", String(CODE_MAX), nullable=False),
+    Column("value", Amount()),
+    Column("holdings", Text(), nullable=False),  # JSON {asset: [amount, price, value]}: decimal strings or null
+    Column("unpriced", Text(), nullable=False),  # JSON [asset]
+    Column("fetched_at", UTCDateTime()),
+    Column("error", Text()),
+    Column("error_class", String(NAME_MAX)),
+    Column("reader", String(NAME_MAX), nullable=False),
+    Column("version", BigInteger(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint(_in("status", STATE_STATUSES), name="ck_account_states_status"),
+    Index("ix_account_states_updated_at", "updated_at"),  # followers reload what changed
+)
+
+key_leases = Table(
+    "key_leases", metadata,
+    Column("name", String(NAME_MAX), primary_key=True),
+    Column("holder", String(NAME_MAX), nullable=False),
+    Column("role", String(CODE_MAX), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("wanted_by", String(NAME_MAX)),
+    Column("nonce_floor", BigInteger()),
+    Column("last_call_at", UTCDateTime()),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+round_requests = Table(
+    "round_requests", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("requested_by", String(NAME_MAX), nullable=False),
+    Column("owner", String(NAME_MAX)),
+    Column("requested_at", UTCDateTime(), nullable=False),
+    Index("ix_round_requests_requested_at", "requested_at"),  # forgetting old requests
 )

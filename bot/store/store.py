@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from bot.store import daily, journal, sessions, snapshots, timeline
+from bot.store import carry, daily, journal, sessions, snapshots, timeline
 from bot.store.engine import (StoreOpenError, check_database, create_store_engine, default_database_url, open_error,
                               writer)  # StoreOpenError: re-exported
 from bot.store.migrate import upgrade_to_head
@@ -90,6 +90,10 @@ class BalanceStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def engines(self) -> tuple[Engine, Engine]:
+        """(engine, write engine) for the store's sibling facades (`bot.store.truth`)."""
+        return self._engine, self._writer
 
     def ping(self) -> None:
         """Run a trivial query (health checks); raises what the database raises."""
@@ -226,6 +230,13 @@ class BalanceStore:
         check_day("day", day)
         with self._writer.begin() as connection:
             return daily.close_day(connection, user_id, day, "carried" if carried else "final", _now())
+
+    def fill_missing_days(self, before: date) -> int:
+        """Write every day before `before` that has no close while earlier ones do (no process ran
+        that day) as "carried" from the user's last earlier day (`bot.store.carry`); returns how many."""
+        check_day("before", before)
+        with self._writer.begin() as connection:
+            return carry.fill_gaps(connection, before, _now())
 
     def open_days(self, before: date) -> list[tuple[str, date]]:
         """(user_id, day) of every provisional day earlier than `before`, oldest first."""

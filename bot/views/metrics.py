@@ -62,6 +62,7 @@ from prometheus_client.core import Metric
 
 import bot
 from bot.config import MASTER_OWNER
+from bot.core.sources import FOLLOWED
 from bot.core.state import AccountState, Status
 from bot.views.exposition import METRICS_CONTENT_TYPE, Family, encode_text, escape, label_text
 from bot.views.model import PENDING, build_model
@@ -221,7 +222,10 @@ class ViewMetrics:
             return {k: list(v) for k, v in self._durations.items()}, dict(self._errors)
 
     def _on_read(self, state: AccountState, previous: AccountState | None, source: str) -> None:
-        """State listener (on a fetch worker): a few additions under the lock."""
+        """State listener (on a fetch worker): a few additions under the lock. States another
+        process read (``followed``) are its reads, counted there."""
+        if source == FOLLOWED:
+            return
         seconds = state.read_seconds
         error_key = None if state.status is Status.OK else (state.exchange, error_label(state.error_class))
         with self._lock:

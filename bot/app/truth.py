@@ -1,0 +1,176 @@
+"""One truth across the processes on one configuration (the bot, the monitor, the web, CLI runs).
+
+`SharedTruth(config, store, role)` is one process's part, wired by the manager facade:
+
+- `LeaseKeeper` (``keeper``): the `BalanceService`'s gate; the process reads with an API key only
+  while it holds that key's lease (`bot.balances.leases`, roles ``reader`` / ``auto`` /
+  ``follower``), and the ``closer`` lease says which process closes the days;
+- `StatePublisher`: every state read here goes to the shared ``account_states`` table;
+- `SharedStates` (``shared``): the other processes' states, followed within about 1 s; each one
+  for an account this process does not read is adopted into the service (`BalanceService.adopt`),
+  so the in-process API, the views, the metrics and the alerts answer from memory as before. At
+  start the stored state of an account this process reads becomes its previous state too: a read
+  that fails then shows the last good value as ``stale`` with its age, in a fresh process;
+- forced rounds: `refresh` of a caller (``manual_sync``: the CLI's ``--refresh``, ``POST
+  /api/refresh``, ``manager.refresh()``) asks the live readers of the accounts it follows for a
+  round (a request row, plus ``NOTIFY`` on PostgreSQL) and waits until their new states are
+  written, at most ``first_read_timeout_seconds``; a non-forced refresh (the CLI without
+  ``--refresh``) asks only for followed states older than the TTL. The accounts it holds, it
+  reads itself. Each process serves the requests of the others on its ``forced-rounds`` thread.
+
+Locks: ``_rounds_lock`` guards ``_pending_rounds`` (owners asked for; None = every account) and
+is the condition the round thread waits on. The parts have their own locks.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+
+from bot.balances.leases import LeaseKeeper
+from bot.balances.publisher import StatePublisher
+from bot.balances.service import ServiceClosed
+from bot.balances.shared import SharedStates
+from bot.core.sources import FORCED, ON_DEMAND
+from bot.store.truth import RoundRequest, SharedState, TruthStore
+
+log = logging.getLogger(__name__)
+
+_ALL = object()  # a pending round of every account
+
+
+def process_identity() -> str:
+    """``host:pid/tag``: who reads (the tag tells two managers of one process apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}/{secrets.token_hex(2)}"
+
+
+def keys_of(config) -> dict[str, str]:
+    """Account id → fingerprint of its API key, for the accounts that read an exchange."""
+    return {a.account_id: a.broker.credentials.api_key.fingerprint() for a in config.accounts()
+            if not a.broker.paper and a.broker.credentials is not None}
+
+
+class SharedTruth:
+    def __init__(self, config, store, role: str, identity: str | None = None, **lease_timing):
+        """``store`` a `BalanceStore`; ``role`` reader | auto | follower; ``lease_timing``
+        (``lease_seconds``, ``renew_seconds``) for tests."""
+        self.identity = identity or process_identity()
+        self._settings = config.settings
+        self._order = tuple(a.account_id for a in config.accounts())
+        self._truth = TruthStore(store)
+        self.keeper = LeaseKeeper(self._truth, self.identity, role, keys_of(config), closer="once", **lease_timing)
+        self.shared = SharedStates(self._truth, config)
+        self._publisher = StatePublisher(self._truth, self.identity, self.keeper.floors)
+        self._service = None
+        self._rounds_lock = threading.Condition()
+        self._pending_rounds: set = set()
+        self._stop = threading.Event()
+        self._round_thread: threading.Thread | None = None
+
+    @property
+    def role(self) -> str:
+        return self.keeper.role
+
+    def is_closer(self) -> bool:
+        """Whether this process closes days now: it holds the closer lease, or takes it (no live
+        process holds it)."""
+        return self.keeper.take_closer()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, service) -> SharedTruth:
+        """Claim the leases, load and follow the shared states into ``service``, publish its reads."""
+        self._service = service
+        self.keeper.start()
+        self.shared.subscribe_rows(self._follow)
+        self.shared.on_rounds = self._rounds_requested
+        service.subscribe(self._publisher.on_state)
+        self._publisher.start()
+        self.shared.start()
+        self._round_thread = threading.Thread(target=self._serve_rounds, name="forced-rounds", daemon=True)
+        self._round_thread.start()
+        return self
+
+    def close(self) -> None:
+        """After the service closed: write what is queued, stop following, release the leases."""
+        self._stop.set()
+        with self._rounds_lock:
+            self._rounds_lock.notify_all()
+        if self._round_thread is not None:
+            self._round_thread.join()
+        self._publisher.stop()
+        self.shared.stop()
+        self.keeper.stop()
+
+    def flush(self) -> None:
+        """Wait until the states read so far are in the store."""
+        self._publisher.flush()
+
+    # ------------------------------------------------------------------ following
+
+    def _follow(self, row: SharedState, previous: SharedState | None) -> None:
+        state = row.state
+        if row.reader == self.identity:
+            return
+        if self.keeper.holds(state.account_id) and previous is not None:
+            return  # read here; a late row of the previous reader is not news
+        age = state.age_seconds()
+        self._service.adopt(state, fresh=age is not None and age < self._settings.cache_ttl_seconds)
+
+    # ------------------------------------------------------------------ forced rounds
+
+    def refresh(self, force: bool, source: str, owner: str | None):
+        """The manager's refresh (see the module docstring); returns the states of the accounts."""
+        service, keeper = self._service, self.keeper
+        deadline = time.monotonic() + self._settings.first_read_timeout_seconds
+        ids = self._order if owner is None else service.owner_ids(owner)
+        asked = []
+        if source == FORCED or not force:
+            asked = [i for i in ids if keeper.gated(i) and not keeper.holds(i) and keeper.live_elsewhere(i)
+                     and (source == FORCED or self._outdated(i))]
+        request = self._truth.request_round(self.identity, owner) if asked else None
+        states = service.refresh(force=force, source=source, owner=owner)
+        if request is None:
+            return states
+        if not self.shared.wait_written(asked, request.requested_at, deadline - time.monotonic()):
+            log.info("forced round: %d followed accounts not rewritten within %g s", len(asked),
+                     self._settings.first_read_timeout_seconds)
+        return service.states(tuple(ids), source=ON_DEMAND)
+
+    def _outdated(self, account_id: str) -> bool:
+        row = self.shared.row(account_id)
+        age = None if row is None else row.state.age_seconds()
+        return age is None or age >= self._settings.cache_ttl_seconds
+
+    def _rounds_requested(self, requests: list[RoundRequest]) -> None:
+        owners = {_ALL if r.owner is None else r.owner for r in requests if r.requested_by != self.identity}
+        if owners:
+            with self._rounds_lock:
+                self._pending_rounds |= owners
+                self._rounds_lock.notify_all()
+
+    def _serve_rounds(self) -> None:
+        while True:
+            with self._rounds_lock:
+                self._rounds_lock.wait_for(lambda: self._pending_rounds or self._stop.is_set())
+                if self._stop.is_set():
+                    return
+                owners, self._pending_rounds = self._pending_rounds, set()
+            for owner in [None] if _ALL in owners else sorted(owners):
+                try:
+                    self._service.refresh(force=True, source=FORCED, owner=owner)
+                except KeyError:
+                    pass  # an owner of another configuration on this database
+                except ServiceClosed:
+                    return
+                except Exception as exc:
+                    log.warning("forced round for another process failed: %s: %s", type(exc).__name__, exc)
+
+    # ------------------------------------------------------------------ health
+
+    def readers(self) -> dict:
+        """The `LeaseKeeper.readers` counts (for /healthz)."""
+        return self.keeper.readers()

@@ -1,0 +1,71 @@
+"""`StatePublisher`: every state this process reads, written to the shared ``account_states``.
+
+It subscribes to the `BalanceService` (states other processes read, source ``followed``, are not
+written back); one writer thread takes what is queued in batches and writes each batch in one
+transaction (`TruthStore.publish`: the rows, the floors of the keys read, and on PostgreSQL the
+``NOTIFY`` that wakes the followers), so a fetch worker never waits for the database. A batch
+that fails is logged and dropped: the next read of those accounts writes them again.
+
+The queue is thread-safe; only the writer thread touches the store.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Callable, Iterable
+
+from bot.core.queues import next_batch
+from bot.core.sources import FOLLOWED
+from bot.core.state import AccountState
+from bot.store.truth import Floors, TruthStore
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class StatePublisher:
+    def __init__(self, truth: TruthStore, identity: str, floors: Callable[[Iterable[str]], list[Floors]]):
+        """``floors(account_ids)``: the continuation of the keys of those accounts held here."""
+        self._truth = truth
+        self._identity = identity
+        self._floors = floors
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def on_state(self, state: AccountState, previous: AccountState | None, source: str) -> None:
+        """The service's listener: queue what this process read."""
+        if source != FOLLOWED:
+            self._queue.put(state)
+
+    def start(self) -> StatePublisher:
+        self._thread = threading.Thread(target=self._run, name="state-publisher", daemon=True)
+        self._thread.start()
+        return self
+
+    def flush(self) -> None:
+        """Wait until every state queued so far is written (or dropped after a failure)."""
+        self._queue.join()
+
+    def stop(self) -> None:
+        """Write what is queued, then stop the writer thread."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            batch = next_batch(self._queue, limit=5000)
+            latest = {s.account_id: s for s in batch if s is not _STOP}  # the newest state of each account
+            try:
+                if latest:
+                    self._truth.publish(list(latest.values()), self._identity, self._floors(latest))
+            except Exception as exc:
+                log.warning("shared state: writing %d states failed (%s: %s)", len(latest), type(exc).__name__, exc)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if any(entry is _STOP for entry in batch):
+                return

@@ -1,0 +1,195 @@
+"""Leases and round requests (``key_leases``, ``round_requests``), as functions of an open connection.
+
+A lease row names who may act for a resource until ``expires_at``: ``key:<fingerprint>`` (read with
+that API key; the fingerprint is a hash, never the key) or ``closer`` (close the days). Its
+holder renews it while alive; a holder that stops releases it by expiring it at once (the row is
+kept: its ``nonce_floor`` and ``last_call_at`` are how the next reader continues the key). A
+``reader`` that wants a lease an ``auto`` process holds writes itself in ``wanted_by``; the
+holder hands it over at its next renewal (the lease then stays reserved for that reader).
+
+`claim` runs in one write transaction: it locks every lease row (PostgreSQL ``SELECT ... FOR
+UPDATE``; SQLite: the ``BEGIN IMMEDIATE`` of the write transaction), decides with the database's
+clock, and writes. Two processes claiming at once are serialised; exactly one gets a free lease
+(a new row is inserted with ``ON CONFLICT DO NOTHING ... RETURNING``, so a lost race is seen).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.store.schema import key_leases, round_requests
+from bot.store.shared import ROUNDS_CHANNEL, database_now, notify
+
+CLOSER = "closer"
+KEY_PREFIX = "key:"
+REQUESTS_KEPT = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    name: str
+    holder: str
+    role: str
+    expires_at: datetime
+    wanted_by: str | None = None
+    nonce_floor: int | None = None
+    last_call_at: datetime | None = None
+
+    def live(self, now: datetime) -> bool:
+        return self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What one `claim` found and did: ``held`` (name → the lease as it now is, held by the
+    claimant), ``others`` (name → a live lease of someone else), ``now`` (the database's clock)."""
+
+    held: dict[str, Lease]
+    others: dict[str, Lease]
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Floors:
+    """A key's continuation: its last nonce and the end of its last call."""
+
+    name: str
+    nonce_floor: int | None
+    last_call_at: datetime | None
+
+
+def _row(lease: Lease, now: datetime) -> dict:
+    return {"name": lease.name, "holder": lease.holder, "role": lease.role, "expires_at": lease.expires_at,
+            "wanted_by": lease.wanted_by, "nonce_floor": lease.nonce_floor, "last_call_at": lease.last_call_at,
+            "updated_at": now}
+
+
+def read_leases(connection: Connection, lock: bool = False) -> dict[str, Lease]:
+    query = select(key_leases)
+    if lock and connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {row.name: Lease(row.name, row.holder, row.role, row.expires_at, row.wanted_by, row.nonce_floor,
+                            row.last_call_at) for row in connection.execute(query)}
+
+
+def claim(connection: Connection, holder: str, role: str, wanted: Iterable[str], handing_over: Iterable[str],
+          duration: timedelta, floors: dict[str, Floors]) -> Claimed:
+    """Renew, take or ask for the leases ``wanted`` (names); expire the ones ``handing_over``
+    (held by ``holder``: a reader asked for them). ``floors`` are written with the leases renewed
+    or handed over. A ``reader`` marks itself ``wanted_by`` on live leases of non-readers (the
+    closer excepted); a lease expired by its holder for the reader that wants it stays reserved
+    for that reader for one ``duration``."""
+    now = database_now(connection)
+    current = read_leases(connection, lock=True)
+    expires = now + duration
+    held, others, writes, inserts = {}, {}, [], []
+    for name in set(handing_over):
+        lease = current.get(name)
+        if lease is not None and lease.holder == holder:
+            writes.append(_with_floors(replace(lease, expires_at=now), floors))
+    handed = {lease.name for lease in writes}
+    for name in set(wanted) - handed:
+        lease = current.get(name)
+        if lease is None:
+            inserts.append(Lease(name, holder, role, expires))
+            continue
+        mine = lease.holder == holder
+        reserved = lease.wanted_by not in (None, holder) and now - lease.expires_at < duration
+        if mine or (not lease.live(now) and not reserved):
+            wanted_by = lease.wanted_by if mine and lease.wanted_by != holder else None
+            taken = _with_floors(replace(lease, holder=holder, role=role, expires_at=expires, wanted_by=wanted_by),
+                                 floors)
+            writes.append(taken)
+            held[name] = taken
+            continue
+        if role == "reader" and lease.role != "reader" and lease.wanted_by is None and name != CLOSER:
+            lease = replace(lease, wanted_by=holder)
+            writes.append(lease)
+        others[name] = lease
+    if writes:
+        connection.execute(update(key_leases).where(key_leases.c.name == bindparam("b_name")).values(
+            holder=bindparam("holder"), role=bindparam("role"), expires_at=bindparam("expires_at"),
+            wanted_by=bindparam("wanted_by"), nonce_floor=bindparam("nonce_floor"),
+            last_call_at=bindparam("last_call_at"), updated_at=bindparam("updated_at")),
+            [{**_row(lease, now), "b_name": lease.name} for lease in writes])
+    if inserts:
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        for start in range(0, len(inserts), 500):
+            chunk = inserts[start:start + 500]
+            statement = (dialect.insert(key_leases).values([_row(lease, now) for lease in chunk])
+                         .on_conflict_do_nothing(index_elements=["name"]).returning(key_leases.c.name))
+            got = set(connection.execute(statement).scalars())
+            held.update({lease.name: lease for lease in chunk if lease.name in got})
+    return Claimed(held, others, now)
+
+
+def _with_floors(lease: Lease, floors: dict[str, Floors]) -> Lease:
+    given = floors.get(lease.name)
+    if given is None:
+        return lease
+    nonce = given.nonce_floor if lease.nonce_floor is None or (given.nonce_floor or 0) > lease.nonce_floor \
+        else lease.nonce_floor
+    last = given.last_call_at if lease.last_call_at is None or (given.last_call_at is not None
+                                                               and given.last_call_at > lease.last_call_at) \
+        else lease.last_call_at
+    return replace(lease, nonce_floor=nonce, last_call_at=last)
+
+
+def release(connection: Connection, holder: str, names: Iterable[str], floors: dict[str, Floors]) -> None:
+    """Expire ``holder``'s leases of ``names`` now, writing their ``floors``."""
+    now = database_now(connection)
+    current = read_leases(connection, lock=True)
+    rows = [_with_floors(replace(lease, expires_at=now), floors)
+            for name in set(names) for lease in [current.get(name)] if lease is not None and lease.holder == holder]
+    if rows:
+        connection.execute(update(key_leases).where(key_leases.c.name == bindparam("b_name")).values(
+            expires_at=bindparam("expires_at"), wanted_by=bindparam("wanted_by"),
+            nonce_floor=bindparam("nonce_floor"), last_call_at=bindparam("last_call_at"),
+            updated_at=bindparam("updated_at")), [{**_row(lease, now), "b_name": lease.name} for lease in rows])
+
+
+def write_floors(connection: Connection, holder: str, floors: Iterable[Floors]) -> None:
+    """Record the continuation of keys ``holder`` holds (a no-op for leases it does not hold)."""
+    rows = [{"b_name": f.name, "b_holder": holder, "nonce_floor": f.nonce_floor, "last_call_at": f.last_call_at}
+            for f in floors]
+    if rows:
+        connection.execute(update(key_leases).where(and_(key_leases.c.name == bindparam("b_name"),
+                                                         key_leases.c.holder == bindparam("b_holder")))
+                           .values(nonce_floor=func.coalesce(bindparam("nonce_floor"), key_leases.c.nonce_floor),
+                                   last_call_at=func.coalesce(bindparam("last_call_at"), key_leases.c.last_call_at)),
+                           rows)
+
+
+# --------------------------------------------------------------------------- round requests
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRequest:
+    id: int
+    requested_by: str
+    owner: str | None  # None: every account
+    requested_at: datetime
+
+
+def add_request(connection: Connection, requested_by: str, owner: str | None) -> RoundRequest:
+    """Ask the live readers for a forced round (of ``owner``'s accounts, or all); requests older
+    than `REQUESTS_KEPT` are forgotten in the same transaction."""
+    now = database_now(connection)
+    connection.execute(delete(round_requests).where(round_requests.c.requested_at < now - REQUESTS_KEPT))
+    new_id = connection.execute(insert(round_requests).values(requested_by=requested_by, owner=owner,
+                                                              requested_at=now).returning(round_requests.c.id)).scalar_one()
+    notify(connection, ROUNDS_CHANNEL)
+    return RoundRequest(new_id, requested_by, owner, now)
+
+
+def requests_after(connection: Connection, last_id: int) -> list[RoundRequest]:
+    query = select(round_requests).where(round_requests.c.id > last_id).order_by(round_requests.c.id)
+    return [RoundRequest(r.id, r.requested_by, r.owner, r.requested_at) for r in connection.execute(query)]
+
+
+def last_request_id(connection: Connection) -> int:
+    return connection.execute(select(func.coalesce(func.max(round_requests.c.id), 0))).scalar_one()
