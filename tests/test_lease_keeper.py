@@ -3,10 +3,11 @@
 Each keeper stands for one process (its own identity and store connection pool); leases are
 short here (3 s, renewed every second) so that expiry and takeover take seconds, not the product's
 30 s (the real-process takeover test with the real lease is in test_shared_processes.py). The
-exchange registry is the real one, so floors go through real `CallGate`s.
+exchange registry is the real one, so floors go through real `KeyLane`s.
 """
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -41,7 +42,7 @@ class Process:
 
     def close(self):
         self.keeper.stop()
-        self.registry.close()
+        asyncio.run(self.registry.aclose())
         self.store.close()
 
 

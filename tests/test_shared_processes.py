@@ -14,6 +14,7 @@ import socket
 import statistics
 import threading
 import time
+from contextlib import closing
 from decimal import Decimal as D
 
 import pytest
@@ -76,8 +77,7 @@ def run_deployment(config, kraken, database_url, seconds: float) -> None:
     with MonitorProcess(config.root) as monitor:
         monitor.wait_for(all_up, timeout=60, what="every account read by the monitor")
         reader = f"{host}:{monitor.proc.pid}/"
-        with WebProcess(config.root) as web:
-            manager = MultiAccountBrokerManager(config.load()).open()
+        with WebProcess(config.root) as web, closing(MultiAccountBrokerManager(config.load()).open()) as manager:
             rows, answers, cli_runs, web_refreshes = [], [], [], []
             manager.truth.shared.subscribe_rows(lambda row, old: rows.append((row, time.time())))
             stop = threading.Event()
@@ -127,7 +127,6 @@ def run_deployment(config, kraken, database_url, seconds: float) -> None:
             assert health["readers"] == {"keys": 3, "here": 0, "elsewhere": 3, "unheld": 0}
             assert manager.truth.readers()["elsewhere"] == 3
             assert web.stop() == 0, web.log
-            manager.close()
         assert monitor.stop() == 0, monitor.log
 
     assert kraken.violations == {name: 0 for name in kraken.violations}, kraken.violations
@@ -164,8 +163,7 @@ def test_a_killed_reader_is_replaced_within_30_seconds_and_nonces_keep_rising(co
     truth_url = store_url(config, database_url)
     with MonitorProcess(config.root) as monitor:
         monitor.wait_for(all_up, timeout=60, what="every account read by the monitor")
-        manager = MultiAccountBrokerManager(config.load()).open()
-        try:
+        with closing(MultiAccountBrokerManager(config.load()).open()) as manager:
             assert manager.truth.readers() == {"keys": 3, "here": 0, "elsewhere": 3, "unheld": 0}
             with BalanceStore(truth_url) as store:
                 floors = wait_until(lambda: _floors_written(store), 10.0, "the monitor's floors")
@@ -175,8 +173,6 @@ def test_a_killed_reader_is_replaced_within_30_seconds_and_nonces_keep_rising(co
             wait_until(lambda: manager.truth.readers()["here"] == 3, 40.0, "takeover by the in-process manager")
             takeover = time.monotonic() - killed
             states = manager.refresh()
-        finally:
-            manager.close()
     print(f"\n[{database_url and 'postgresql' or 'sqlite'}] lease takeover {takeover:.1f} s after SIGKILL")
     assert takeover <= 30.5
     assert {s.account_id: s.status.value for s in states if s.account_id in KEYED} == {a: "ok" for a in KEYED}

@@ -34,8 +34,9 @@ def truth(store):
 
 def test_states_round_trip_exactly_and_count_their_versions(truth):
     first = state()
-    written = truth.publish([first], "host:1/a")
+    written = truth.publish([first], "host:1/a", read_started={"alice:kraken": first.fetched_at - 0.25})
     row, = truth.states()
+    assert abs(row.read_started_at.timestamp() - (first.fetched_at - 0.25)) < 1e-5
     assert row.state.holdings == first.holdings and row.state.value == D("1234.5600")
     assert row.state.unpriced == ("XYZ",) and abs(row.state.fetched_at - first.fetched_at) < 1e-5
     assert (row.reader, row.version, row.updated_at) == ("host:1/a", 1, written)
@@ -45,6 +46,7 @@ def test_states_round_trip_exactly_and_count_their_versions(truth):
                                 error_class="AuthenticationError", account="bob:kraken")], "host:2/b")
     rows = {r.state.account_id: r for r in truth.states()}
     alice, bob = rows["alice:kraken"], rows["bob:kraken"]
+    assert alice.read_started_at is None  # not given: unknown
     assert alice.version == 2 and alice.reader == "host:2/b" and alice.state.status is Status.STALE
     assert alice.state.error_class == "RequestTimeout" and alice.state.value == D("1234.5600")
     assert bob.state.value is None and bob.state.holdings == {} and bob.state.error_class == "AuthenticationError"

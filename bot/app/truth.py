@@ -13,13 +13,15 @@
   that fails then shows the last good value as ``stale`` with its age, in a fresh process;
 - forced rounds: `refresh` of a caller (``manual_sync``: the CLI's ``--refresh``, ``POST
   /api/refresh``, ``manager.refresh()``) asks the live readers of the accounts it follows for a
-  round (a request row, plus ``NOTIFY`` on PostgreSQL) and waits until their new states are
-  written, at most ``first_read_timeout_seconds``; a non-forced refresh (the CLI without
-  ``--refresh``) asks only for followed states older than the TTL. The accounts it holds, it
-  reads itself. Each process serves the requests of the others on its ``forced-rounds`` thread.
+  round (a request row, plus ``NOTIFY`` on PostgreSQL) and waits until their states come from
+  reads that began after the request, at most ``first_read_timeout_seconds``; a non-forced
+  refresh (the CLI without ``--refresh``) asks only for followed states older than the TTL. The
+  accounts it holds, it reads itself. Each process serves the requests of the others on its
+  ``forced-rounds`` thread: a forced round of the accounts it holds, then again for those whose
+  read had begun before the request (a read in flight is joined, and it began too early).
 
-Locks: ``_rounds_lock`` guards ``_pending_rounds`` (owners asked for; None = every account) and
-is the condition the round thread waits on. The parts have their own locks.
+Locks: ``_rounds_lock`` guards ``_pending_rounds`` (owner or `_ALL` → the latest request time,
+epoch seconds) and is the condition the round thread waits on. The parts have their own locks.
 """
 from __future__ import annotations
 
@@ -66,7 +68,7 @@ class SharedTruth:
         self._publisher = StatePublisher(self._truth, self.identity, self.keeper.floors)
         self._service = None
         self._rounds_lock = threading.Condition()
-        self._pending_rounds: set = set()
+        self._pending_rounds: dict = {}
         self._stop = threading.Event()
         self._round_thread: threading.Thread | None = None
 
@@ -135,7 +137,7 @@ class SharedTruth:
         states = service.refresh(force=force, source=source, owner=owner)
         if request is None:
             return states
-        if not self.shared.wait_written(asked, request.requested_at, deadline - time.monotonic()):
+        if not self.shared.wait_read_since(asked, request.requested_at, deadline - time.monotonic()):
             log.info("forced round: %d followed accounts not rewritten within %g s", len(asked),
                      self._settings.first_read_timeout_seconds)
         return service.states(tuple(ids), source=ON_DEMAND)
@@ -146,10 +148,12 @@ class SharedTruth:
         return age is None or age >= self._settings.cache_ttl_seconds
 
     def _rounds_requested(self, requests: list[RoundRequest]) -> None:
-        owners = {_ALL if r.owner is None else r.owner for r in requests if r.requested_by != self.identity}
-        if owners:
+        asked = [r for r in requests if r.requested_by != self.identity]
+        if asked:
             with self._rounds_lock:
-                self._pending_rounds |= owners
+                for r in asked:
+                    owner = _ALL if r.owner is None else r.owner
+                    self._pending_rounds[owner] = max(self._pending_rounds.get(owner, 0.0), r.requested_at.timestamp())
                 self._rounds_lock.notify_all()
 
     def _serve_rounds(self) -> None:
@@ -158,16 +162,26 @@ class SharedTruth:
                 self._rounds_lock.wait_for(lambda: self._pending_rounds or self._stop.is_set())
                 if self._stop.is_set():
                     return
-                owners, self._pending_rounds = self._pending_rounds, set()
-            for owner in [None] if _ALL in owners else sorted(owners):
+                owners, self._pending_rounds = self._pending_rounds, {}
+            rounds = [(None, max(owners.values()))] if _ALL in owners else sorted(owners.items())
+            for owner, since in rounds:
                 try:
-                    self._service.refresh(force=True, source=FORCED, owner=owner)
+                    self._forced_round(owner, since)
                 except KeyError:
                     pass  # an owner of another configuration on this database
                 except ServiceClosed:
                     return
                 except Exception as exc:
                     log.warning("forced round for another process failed: %s: %s", type(exc).__name__, exc)
+
+    def _forced_round(self, owner: str | None, since: float) -> None:
+        """Read the accounts held here (of ``owner``) with reads that begin after ``since``."""
+        states = self._service.refresh(force=True, source=FORCED, owner=owner)
+        started = self._publisher.read_started
+        again = tuple(s.account_id for s in states if self.keeper.gated(s.account_id)
+                      and self.keeper.holds(s.account_id) and started.get(s.account_id, 0.0) < since)
+        if again:
+            self._service.states(again, force=True, wait_all=True, source=FORCED)
 
     # ------------------------------------------------------------------ health
 

@@ -1,18 +1,21 @@
 """`StatePublisher`: every state this process reads, written to the shared ``account_states``.
 
 It subscribes to the `BalanceService` (states other processes read, source ``followed``, are not
-written back); one writer thread takes what is queued in batches and writes each batch in one
+written back) and notes when each read began (the listener runs as the read ends: now less its
+``read_seconds``; ``read_started`` keeps the last one per account); one writer thread takes what is queued in batches and writes each batch in one
 transaction (`TruthStore.publish`: the rows, the floors of the keys read, and on PostgreSQL the
 ``NOTIFY`` that wakes the followers), so a fetch worker never waits for the database. A batch
 that fails is logged and dropped: the next read of those accounts writes them again.
 
-The queue is thread-safe; only the writer thread touches the store.
+The queue is thread-safe; only the writer thread touches the store. ``read_started`` is written
+by the service's listener (single assignments of a dict entry) and read by anyone.
 """
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+import time
 from typing import Callable, Iterable
 
 from bot.core.queues import next_batch
@@ -33,11 +36,16 @@ class StatePublisher:
         self._floors = floors
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
+        self.read_started: dict[str, float] = {}  # account id -> when its last read began (epoch seconds)
 
     def on_state(self, state: AccountState, previous: AccountState | None, source: str) -> None:
         """The service's listener: queue what this process read."""
-        if source != FOLLOWED:
-            self._queue.put(state)
+        if source == FOLLOWED:
+            return
+        started = None if state.read_seconds is None else time.time() - state.read_seconds
+        if started is not None:
+            self.read_started[state.account_id] = started
+        self._queue.put((state, started))
 
     def start(self) -> StatePublisher:
         self._thread = threading.Thread(target=self._run, name="state-publisher", daemon=True)
@@ -58,10 +66,12 @@ class StatePublisher:
     def _run(self) -> None:
         while True:
             batch = next_batch(self._queue, limit=5000)
-            latest = {s.account_id: s for s in batch if s is not _STOP}  # the newest state of each account
+            latest = {entry[0].account_id: entry for entry in batch if entry is not _STOP}  # newest per account
             try:
                 if latest:
-                    self._truth.publish(list(latest.values()), self._identity, self._floors(latest))
+                    started = {i: at for i, (_, at) in latest.items() if at is not None}
+                    self._truth.publish([state for state, _ in latest.values()], self._identity, self._floors(latest),
+                                        started)
             except Exception as exc:
                 log.warning("shared state: writing %d states failed (%s: %s)", len(latest), type(exc).__name__, exc)
             finally:

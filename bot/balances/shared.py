@@ -7,8 +7,8 @@ change feed (`bot.store.changes`: SQLite ``PRAGMA data_version`` twice a second,
 the overlap) are reloaded, and every row whose (version, reader, updated_at) changed is handed to
 the subscribers (``listener(row, previous_row)``; `subscribe` gives the `StateView` form,
 source ``followed``). A new state is seen within about 1 s of its commit. New round requests
-(`TruthStore.request_round`) go to the ``on_rounds`` callback. `wait_written` lets a caller wait
-for rows written after a given instant.
+(`TruthStore.request_round`) go to the ``on_rounds`` callback. `wait_read_since` lets a caller
+wait for states whose reads began after a given instant.
 
 Locks: ``_lock`` (and ``_changed``, its condition) guards ``_rows`` (account id → `SharedState`),
 ``_watermark`` and ``_last_request``; ``_listeners_lock`` guards ``_listeners`` (a tuple,
@@ -82,15 +82,16 @@ class SharedStates:
         with self._lock:
             return self._rows.get(account_id)
 
-    def wait_written(self, account_ids: Iterable[str], since: datetime, timeout: float) -> bool:
-        """Wait until every one of ``account_ids`` has a row written at or after ``since`` (the
-        database's clock), at most ``timeout`` seconds; True if they all have."""
+    def wait_read_since(self, account_ids: Iterable[str], since: datetime, timeout: float) -> bool:
+        """Wait until every one of ``account_ids`` has a state whose read began at or after
+        ``since``, at most ``timeout`` seconds; True if they all have."""
         ids = tuple(account_ids)
 
-        def written() -> bool:
-            return all((row := self._rows.get(i)) is not None and row.updated_at >= since for i in ids)
+        def read() -> bool:
+            return all((row := self._rows.get(i)) is not None and row.read_started_at is not None
+                       and row.read_started_at >= since for i in ids)
         with self._changed:
-            return self._changed.wait_for(written, timeout=max(0.0, timeout))
+            return self._changed.wait_for(read, timeout=max(0.0, timeout))
 
     # ------------------------------------------------------------------ lifecycle
 

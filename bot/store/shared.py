@@ -1,7 +1,9 @@
 """The shared account states (``account_states``), as functions of an open connection.
 
 One row per account: its latest `AccountState` as the process that read it wrote it, with that
-process's identity (``reader``, ``host:pid/tag``), a ``version`` that every upsert increments and
+process's identity (``reader``, ``host:pid/tag``), when that read began (``read_started_at``, the
+reader's clock: a forced round asked for at T is done when its reads began after T), a
+``version`` that every upsert increments and
 ``updated_at``, the database's clock at the write (PostgreSQL ``clock_timestamp()``, SQLite this
 host's clock: every process on one SQLite file runs on one host). Holdings are JSON text of
 decimal strings (``{"BTC": ["0.5", "50000", "25000.00"]}``, null for an unknown price or value), so
@@ -29,17 +31,19 @@ STATES_CHANNEL = "multibalance_states"
 ROUNDS_CHANNEL = "multibalance_rounds"
 OVERLAP = timedelta(seconds=5)
 _COLUMNS = ("owner", "broker", "exchange", "status", "value", "holdings", "unpriced", "fetched_at", "error",
-            "error_class", "reader", "updated_at")
+            "error_class", "reader", "read_started_at", "updated_at")
 
 
 @dataclass(frozen=True, slots=True)
 class SharedState:
-    """One row: the state, who read it, its version and when it was written (aware UTC)."""
+    """One row: the state, who read it, its version, when it was written and when its read began
+    (aware UTC; ``read_started_at`` None when unknown)."""
 
     state: AccountState
     reader: str
     version: int
     updated_at: datetime
+    read_started_at: datetime | None = None
 
 
 def database_now(connection: Connection) -> datetime:
@@ -68,19 +72,21 @@ def _instant(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
 
 
-def state_values(state: AccountState, reader: str, now: datetime) -> dict:
-    """The row of ``state`` (without ``version``)."""
+def state_values(state: AccountState, reader: str, now: datetime, read_started: float | None = None) -> dict:
+    """The row of ``state`` (without ``version``); ``read_started`` epoch seconds or None."""
     holdings = {asset: [_text(h.amount), _text(h.price), _text(h.value)] for asset, h in state.holdings.items()}
     return {"account_id": state.account_id, "owner": state.owner, "broker": state.broker,
             "exchange": state.exchange, "status": state.status.value, "value": state.value,
             "holdings": json.dumps(holdings, separators=(",", ":")),
             "unpriced": json.dumps(list(state.unpriced), separators=(",", ":")),
             "fetched_at": _instant(state.fetched_at), "error": state.error, "error_class": state.error_class,
-            "reader": reader, "updated_at": now}
+            "reader": reader, "read_started_at": _instant(read_started), "updated_at": now}
 
 
-def upsert_states(connection: Connection, states: list[AccountState], reader: str) -> datetime:
-    """Write ``states`` (one row each, replaced whole, ``version`` + 1); returns their ``updated_at``."""
+def upsert_states(connection: Connection, states: list[AccountState], reader: str,
+                  read_started: dict[str, float] | None = None) -> datetime:
+    """Write ``states`` (one row each, replaced whole, ``version`` + 1); ``read_started``: account
+    id → when its read began (epoch seconds). Returns the rows' ``updated_at``."""
     now = database_now(connection)
     if not states:
         return now
@@ -89,7 +95,9 @@ def upsert_states(connection: Connection, states: list[AccountState], reader: st
     update = {name: insert.excluded[name] for name in _COLUMNS}
     update["version"] = account_states.c.version + 1
     statement = insert.on_conflict_do_update(index_elements=["account_id"], set_=update)
-    connection.execute(statement, [{**state_values(s, reader, now), "version": 1} for s in states])
+    started = read_started or {}
+    connection.execute(statement, [{**state_values(s, reader, now, started.get(s.account_id)), "version": 1}
+                                   for s in states])
     notify(connection, STATES_CHANNEL)
     return now
 
@@ -109,4 +117,5 @@ def load_states(connection: Connection, since: datetime | None = None) -> list[S
     query = select(account_states)
     if since is not None:
         query = query.where(account_states.c.updated_at >= since - OVERLAP)
-    return [SharedState(_state_of(row), row.reader, row.version, row.updated_at) for row in connection.execute(query)]
+    return [SharedState(_state_of(row), row.reader, row.version, row.updated_at, row.read_started_at)
+            for row in connection.execute(query)]

@@ -37,11 +37,13 @@ class TruthStore:
 
     # --- states ---------------------------------------------------------------------------------
 
-    def publish(self, states: list[AccountState], reader: str, floors: Iterable[Floors] = ()) -> datetime:
-        """Upsert ``states`` as read by ``reader`` and record the floors of its keys, in one
-        transaction (followers are notified at commit); returns the rows' ``updated_at``."""
+    def publish(self, states: list[AccountState], reader: str, floors: Iterable[Floors] = (),
+                read_started: dict[str, float] | None = None) -> datetime:
+        """Upsert ``states`` as read by ``reader`` (``read_started``: account id → when each read
+        began, epoch seconds) and record the floors of its keys, in one transaction (followers are
+        notified at commit); returns the rows' ``updated_at``."""
         with self._writer.begin() as connection:
-            written = shared.upsert_states(connection, states, reader)
+            written = shared.upsert_states(connection, states, reader, read_started)
             leases.write_floors(connection, reader, floors)
             return written
 

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text()),
         sa.Column("error_class", NAME),
         sa.Column("reader", NAME, nullable=False),
+        sa.Column("read_started_at", INSTANT),
         sa.Column("version", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", INSTANT, nullable=False),
         sa.CheckConstraint("status IN ('ok', 'stale', 'error', 'not_configured')", name="ck_account_states_status"),
