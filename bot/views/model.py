@@ -227,6 +227,13 @@ def _layout(config: Config) -> tuple[_Owner | None, tuple[_Owner, ...]]:
     return master, users
 
 
+def owner_layout(config: Config) -> tuple[_Owner | None, tuple[_Owner, ...]]:
+    """The master (None if not configured) and the enabled users of ``config``, each as
+    (owner id, name, enabled account ids, their `AccountConfig`), in configuration order; made
+    once per configuration object (for indexes kept by owner, e.g. `bot.app.summaries`)."""
+    return _layout(config)
+
+
 def build_model(config: Config, states: Mapping[str, AccountState], now: float | None = None,
                 user_id: str | None = None) -> ReadModel:
     """The model of ``states`` (account id → state) under ``config``; with ``user_id``, that
