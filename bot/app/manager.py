@@ -229,8 +229,7 @@ class MultiAccountBrokerManager:
         ``average_balance`` (over the users whose total is known), ``users`` highest total first
         (unknown totals last), each ``{user_id, total, brokers}``. Decimals; None where unknown.
         From the owner index, like `get_all_balances`."""
-        from bot.views.model import user_balance_summary
-        return user_balance_summary(self._summaries().model())
+        return self._summaries().summary()
 
     def _summaries(self) -> OwnerIndex:
         """The owner index (made on first use), after starting the reads that are due and waiting

@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Callable
 
 from bot.core.state import AccountState
-from bot.views.model import OwnerTotal, ReadModel, owner_layout, owner_total, summarize
+from bot.views.model import OwnerTotal, ReadModel, owner_layout, owner_total, summarize, user_balance_summary
 
 
 class OwnerIndex:
@@ -133,6 +133,16 @@ class OwnerIndex:
         for layout in self._user_layouts:
             if layout[0] in owners:
                 yield layout
+
+    def summary(self) -> dict:
+        """`bot.views.model.user_balance_summary` of `model`, from the per-owner broker values kept here."""
+        model = self.model()
+        with self._build_lock:
+            brokers = self._brokers if model is self._model else None
+            if brokers is not None:
+                model.ranked  # noqa: B018 - computed once per model, under the lock
+                return user_balance_summary(model, brokers)
+        return user_balance_summary(model)  # a newer model replaced it meanwhile: the plain way
 
     def balances(self) -> dict:
         """``{"master": {broker: value}, "users": {user_id: {broker: value}}}`` (a new dict each

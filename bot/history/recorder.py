@@ -2,7 +2,8 @@
 
 `HistoryRecorder(view, store, settings, refresh=...)` subscribes to a `StateView`. Successful reads are queued and written by one
 writer thread, so a fetch worker never waits for the database; each batch goes to the store in
-one transaction. A snapshot is written when the value changed or when the account's last one is
+one transaction, and a batch gathers reads while they keep arriving (see `_gather`), so a
+round is one transaction (one per second of a long round). A snapshot is written when the value changed or when the account's last one is
 older than ``snapshot_interval_minutes``; failed reads never write one (a stale value is never
 written as if fresh). After each batch the provisional daily close of today (in
 ``settings.timezone``) is rewritten for the users concerned whose close changed: a stale account
@@ -29,6 +30,7 @@ import datetime as dt
 import logging
 import queue
 import threading
+import time
 from decimal import Decimal
 from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
@@ -44,7 +46,11 @@ from bot.store import AssetRow, BalanceStore, DailyRow, SnapshotIn
 log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_DAYS = 90
+GATHER_IDLE_SECONDS = 0.02   # a batch keeps gathering while reads arrive at least this often ...
+GATHER_SECONDS = 1.0         # ... for at most this long
+GATHER_MAX = 10_000          # ... and this many entries
 _STOP = object()
+_FLUSH = object()
 _DAILY_STATUSES = (Status.OK, Status.STALE)  # a daily close carries a stale account's last good holdings
 
 
@@ -87,7 +93,9 @@ class HistoryRecorder:
         return self
 
     def flush(self) -> None:
-        """Wait until every read queued so far is written."""
+        """Wait until every read queued so far is written (the writer stops gathering at once)."""
+        if self._thread is not None:
+            self._queue.put(_FLUSH)
         self._queue.join()
 
     def stop(self) -> None:
@@ -113,9 +121,9 @@ class HistoryRecorder:
             if state.owner != MASTER_OWNER:
                 self._owners.setdefault(state.owner, {})[state.account_id] = state
         while True:
-            batch = next_batch(self._queue)
+            batch = self._gather()
             stop = any(entry is _STOP for entry in batch)
-            reads = [entry for entry in batch if entry is not _STOP]
+            reads = [entry for entry in batch if entry is not _STOP and entry is not _FLUSH]
             try:
                 if reads:
                     self._write(reads)
@@ -127,9 +135,38 @@ class HistoryRecorder:
             if stop:
                 return
 
+    def _gather(self) -> list:
+        """The next batch: what is queued, then more for as long as reads keep arriving (each
+        within `GATHER_IDLE_SECONDS` of the last) up to `GATHER_SECONDS` and `GATHER_MAX`; a
+        stop or a flush ends it. So a round's reads are written in one transaction, or one per
+        `GATHER_SECONDS` of a long round, and a lone read waits at most `GATHER_IDLE_SECONDS`."""
+        batch = next_batch(self._queue, GATHER_MAX)
+        deadline = time.monotonic() + GATHER_SECONDS
+        while len(batch) < GATHER_MAX and not any(entry is _STOP or entry is _FLUSH for entry in batch):
+            wait = min(GATHER_IDLE_SECONDS, deadline - time.monotonic())
+            if wait <= 0:
+                break
+            try:
+                first = self._queue.get(timeout=wait)  # a consumer waiting for work, not a sleep
+            except queue.Empty:
+                break
+            batch.append(first)
+            while len(batch) < GATHER_MAX:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+        return batch
+
     def _write(self, reads: list[tuple[AccountState, str]]) -> None:
         """One batch: its snapshots and the changed provisional closes of its users, one transaction."""
-        snapshots = [s for s in (self._snapshot_for(state, source) for state, source in reads) if s is not None]
+        written: dict[str, tuple[dt.datetime, Decimal]] = {}  # this batch's snapshots, by account
+        snapshots = []
+        for state, source in reads:
+            snapshot = self._snapshot_for(state, source, written)
+            if snapshot is not None:
+                snapshots.append(snapshot)
+                written[snapshot.account_id] = (snapshot.captured_at, snapshot.balance)
         for state, _ in reads:
             if state.owner != MASTER_OWNER:
                 self._owners.setdefault(state.owner, {})[state.account_id] = state
@@ -145,12 +182,17 @@ class HistoryRecorder:
                 for snap in snapshots:
                     self._last[snap.account_id] = (snap.captured_at, snap.balance)
 
-    def _snapshot_for(self, state: AccountState, source: str) -> SnapshotIn | None:
+    def _snapshot_for(self, state: AccountState, source: str,
+                      batch: dict[str, tuple[dt.datetime, Decimal]]) -> SnapshotIn | None:
+        """The snapshot the policy asks for after ``state`` (None: none), given the snapshots
+        already taken in this ``batch``."""
         if state.status is not Status.OK or state.value is None or state.fetched_at is None:
             return None
         captured = utc_from_timestamp(state.fetched_at)
-        with self._last_lock:
-            last = self._last.get(state.account_id)
+        last = batch.get(state.account_id)
+        if last is None:
+            with self._last_lock:
+                last = self._last.get(state.account_id)
         if last is None:
             source = INITIAL
         elif last[1] == state.value and captured - last[0] < self._interval:
