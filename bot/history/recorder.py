@@ -142,18 +142,24 @@ class HistoryRecorder:
         `GATHER_SECONDS` of a long round, and a lone read waits at most `GATHER_IDLE_SECONDS`."""
         batch = next_batch(self._queue, GATHER_MAX)
         deadline = time.monotonic() + GATHER_SECONDS
-        while len(batch) < GATHER_MAX and not any(entry is _STOP or entry is _FLUSH for entry in batch):
+        ended = any(entry is _STOP or entry is _FLUSH for entry in batch)
+        while not ended and len(batch) < GATHER_MAX:
             wait = min(GATHER_IDLE_SECONDS, deadline - time.monotonic())
             if wait <= 0:
                 break
             try:
-                first = self._queue.get(timeout=wait)  # a consumer waiting for work, not a sleep
+                entry = self._queue.get(timeout=wait)  # a consumer waiting for work, not a sleep
             except queue.Empty:
                 break
-            batch.append(first)
-            while len(batch) < GATHER_MAX:
+            while True:
+                batch.append(entry)
+                if entry is _STOP or entry is _FLUSH:
+                    ended = True
+                    break
+                if len(batch) >= GATHER_MAX:
+                    break
                 try:
-                    batch.append(self._queue.get_nowait())
+                    entry = self._queue.get_nowait()
                 except queue.Empty:
                     break
         return batch
