@@ -232,3 +232,19 @@ def test_spliced_gzip_is_one_valid_member(size):
     assert inflater.decompress(spliced) == head + middle + tail
     assert inflater.eof and inflater.unused_data == b""
     assert gzip.decompress(spliced) == head + middle + tail
+
+
+def test_the_real_template_takes_the_spliced_path(app):
+    from flask import render_template
+    entry = context_of(app).users_payload.entry("admin")
+    calls = []
+
+    def render(payload):
+        calls.append(payload)
+        return render_template("users.html", payload=payload, viewer="admin", is_admin=True, csrf_token="t",
+                               login_required=True, poll_seconds=15, timezone="UTC")
+
+    with app.test_request_context("/users"):
+        page = page_response(entry, render, lambda: pytest.fail("the page was rendered the slow way")).get_data()
+    assert calls == [PLACEHOLDER]                # rendered once, with the placeholder only
+    assert embedded(page) == json.loads(entry.raw)
