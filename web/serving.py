@@ -53,14 +53,18 @@ def accepts_gzip() -> bool:
     return "gzip" in request.headers.get("Accept-Encoding", "")
 
 
-def _conditional(body: bytes, etag: str, mimetype: str, gzipped: bool, vary: str) -> Response:
-    """200 with ``body``, or 304 when ``If-None-Match`` names ``etag``; ETag and Vary on both."""
+def _conditional(body: bytes | tuple[bytes, ...], etag: str, mimetype: str, gzipped: bool, vary: str) -> Response:
+    """200 with ``body`` (bytes, or pieces sent one after the other: no copy of a cached part),
+    or 304 when ``If-None-Match`` names ``etag``; ETag and Vary on both."""
     if request.if_none_match.contains_weak(etag):
         response = Response(status=304)
+    elif isinstance(body, tuple):
+        response = Response(body, mimetype=mimetype)
+        response.headers["Content-Length"] = str(sum(map(len, body)))
     else:
         response = Response(body, mimetype=mimetype)
-        if gzipped:
-            response.headers["Content-Encoding"] = "gzip"
+    if gzipped and response.status_code == 200:
+        response.headers["Content-Encoding"] = "gzip"
     response.set_etag(etag)
     response.headers["Vary"] = vary
     return response
@@ -94,7 +98,7 @@ def page_response(entry, render: Callable[[object], str], scoped_body: Callable[
     etag = digest.hexdigest() + ("-gz" if gzipped else "")
     if request.if_none_match.contains_weak(etag):
         return _conditional(b"", etag, "text/html", gzipped, vary)
-    body = spliced_gzip(head, embedded, tail) if gzipped else b"".join((head, embedded.text, tail))
+    body = spliced_gzip(head, embedded, tail) if gzipped else (head, embedded.text, tail)
     return _conditional(body, etag, "text/html", gzipped, vary)
 
 
