@@ -272,3 +272,24 @@ def test_add_history_writes_snapshots_and_closes_together(store):
     assert store.add_history([], DAY, {}) == ([], set())
     with pytest.raises(ValueError):
         store.add_history([{"account_id": "x"}], DAY, {})
+
+
+def test_a_recorder_that_was_never_started_closes_a_day_too(config, database_url, managers):
+    from bot.history.recorder import HistoryRecorder
+    for user in ("a", "b"):
+        config.user(user, {"paper": {"paper": True, "balances": {"USD": "3"}}})
+    manager = MultiAccountBrokerManager(config.load(), history=False)
+    managers.append(manager)
+    manager.refresh()
+    store = BalanceStore(database_url)
+    try:
+        recorder = HistoryRecorder(manager, store, manager.config.settings)   # no writer thread
+        result: list[int] = []
+        closing = threading.Thread(target=lambda: result.append(recorder.close_day(recorder.today())))
+        closing.start()
+        closing.join(timeout=60)
+        assert not closing.is_alive() and result == [2]   # flush has nothing to wait for
+        assert [c.state for u in ("a", "b") for c in store.daily_closes(u, recorder.today(), recorder.today())] == \
+            ["final", "final"]
+    finally:
+        store.close()
