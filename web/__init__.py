@@ -71,7 +71,7 @@ def create_app(config=None, *, manager=None, config_dir=None, start_scheduler: b
                 if written:
                     log.info("loaded %d SAMPLE trades from %s into the empty journal", written, sample)
         users_payload = UsersPayload(manager, web)
-        manager.add_listener(users_payload.changed)
+        manager.add_listener(users_payload.state_changed)
         manager.add_trade_listener(users_payload.changed)
         if start_scheduler:
             manager.start_scheduler()

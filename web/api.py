@@ -25,7 +25,7 @@ from bot.core.timefmt import iso, iso_utc
 from bot.views import exact_json
 from bot.views.history_report import account_balance_records, period, user_balances_json
 from bot.store import FILTER_SOURCES
-from web import context
+from web import context, serving
 from web.history_bundle import DEFAULT_DAYS, DEFAULT_POINTS, MAX_DAYS, history_bundle
 from web.payloads import net_worth, series_json, snapshot_json
 from web.problems import ApiProblem, bad_parameter
@@ -177,14 +177,8 @@ def _json(body) -> Response:
 
 @bp.get("/users")
 def users():
-    """The dashboard's data, from cache (see web.payloads.UsersPayload)."""
-    gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
-    body = context().users_payload.body(g.principal.role, gzipped=gzipped)
-    response = Response(body, mimetype="application/json")
-    response.headers["Vary"] = "Accept-Encoding, Authorization, Cookie"
-    if gzipped:
-        response.headers["Content-Encoding"] = "gzip"
-    return response
+    """The dashboard's data, from cache (see web.payloads.UsersPayload), with ETag and gzip (web.serving)."""
+    return serving.json_response(context().users_payload.entry(g.principal.role))
 
 
 @bp.get("/users/history")

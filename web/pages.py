@@ -1,7 +1,8 @@
 """HTML pages: ``/users`` (the dashboard), ``/login`` and ``/logout``.
 
 ``/users`` renders `templates/users.html` with the viewer's ``/api/users`` body (from the same
-cache as the API) and settings.timezone, then the page updates itself from ``/api/users`` and
+cache as the API: the cached bytes are spliced into the rendered shell, with ETag and gzip, see
+`web.serving`) and settings.timezone, then the page updates itself from ``/api/users`` and
 draws its charts from one ``/api/users/history`` request. A caller without a valid
 session or token is sent to ``/login`` (when no token is configured, a local caller is admin and
 needs no login).
@@ -64,8 +65,9 @@ def users():
         return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
     ctx = context()
     from web.payloads import scoped
-    payload = scoped(ctx.users_payload.model(), principal.role)
-    return render_template(
+    from web.serving import page_response
+    entry = ctx.users_payload.entry(principal.role)  # the cached bytes, spliced into the page (web.serving)
+    return page_response(entry, lambda payload: render_template(
         "users.html",
         payload=payload,
         viewer=principal.role,
@@ -74,7 +76,7 @@ def users():
         login_required=not ctx.tokens.empty,
         poll_seconds=POLL_SECONDS,
         timezone=ctx.manager.config.settings.timezone,
-    )
+    ), lambda: scoped(ctx.users_payload.model(), principal.role))
 
 
 @bp.get("/login")

@@ -3,7 +3,8 @@
 Nothing here calls an exchange: `build_users_model` formats the read model
 (`bot.views.model.build_read_model`: ``manager.config`` and ``manager.current_states()``, no I/O) and
 the trade journal. `UsersPayload` caches ``/api/users`` as serialized bytes (and gzip) per
-viewer scope; see its docstring for when it is rebuilt.
+viewer scope; see its docstring for when it is rebuilt, and `web.serving` for how the bytes are
+served (ETag, 304, gzip, the ``/users`` page around them).
 
 Number formats: in ``/api/users``, values in the base currency (totals, broker values, P&L) are
 JSON numbers rounded like the CLI's ``--json`` (2 decimals for fiat), ``win_rate`` a fraction
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import json
 import threading
 import time
@@ -22,6 +24,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from bot.core.money import MONEY, decimal_text as _text, money_number
+from bot.core.sources import FORCED
 from bot.core.state import AccountState
 from bot.core.timefmt import iso, iso_utc, utc_from_timestamp
 from bot.store import Snapshot, Trade
@@ -110,97 +113,149 @@ def scoped(model: dict, role: str) -> dict:
     return body
 
 
+class PayloadBody:
+    """One viewer scope's serialized ``/api/users`` body of one build: the JSON bytes and their
+    strong ETag, and, made on first use and then kept, their gzip and the form that ``/users``
+    embeds (see `web.serving`). Immutable once made; the lazily made parts may be computed
+    twice by threads that race (the same bytes), so no lock is needed."""
+
+    __slots__ = ("raw", "etag", "_gzip", "_page")
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+        self.etag = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        self._gzip: bytes | None = None
+        self._page = None
+
+    def gzip(self) -> bytes:
+        if self._gzip is None:
+            self._gzip = gzip.compress(self.raw, compresslevel=5)
+        return self._gzip
+
+    def page(self):
+        """The `web.serving.EmbeddedJson` of this body (for ``/users``)."""
+        if self._page is None:
+            from web.serving import EmbeddedJson
+            self._page = EmbeddedJson(self.raw)
+        return self._page
+
+
 class UsersPayload:
-    """``/api/users`` from cache: built once per change, served as bytes.
+    """``/api/users`` (and the data of ``/users``) from cache: built at most once per
+    ``payload_max_age_seconds`` however many reads run, served as bytes.
 
-    The model is rebuilt when `changed` was called since the last build (the app registers it
-    as a manager state listener and trade listener), or when it is older than
-    ``payload_max_age_seconds`` (ages). The trade figures, the costly part, are recomputed only
-    when the journal's newest trade id (any process may journal) or the day changed. While one
-    thread rebuilds, other threads keep serving the previous bytes instead of queueing.
+    When it is rebuilt, at the first request after:
 
-    Locks: ``_lock`` guards ``_version``, ``_model``, ``_model_version``, ``_built_at`` and
-    ``_bodies`` (scope -> [json bytes, gzip bytes or None]); ``_build_lock`` lets one thread build
-    at a time (the build runs outside ``_lock``) and guards ``_stats`` and ``_stats_key``.
+    - a read that someone asked for (source ``manual_sync``: ``refresh(force=True)``, the
+      Refresh button) or a trade journaled by this process (`changed`): at once, so a caller
+      sees what it just did;
+    - any other read (a scheduled round, an expired account read on demand: `state_changed`
+      only marks it dirty), or a new trade in the journal (any process may journal) or a new
+      day: once ``payload_max_age_seconds`` have passed since the last build;
+    - otherwise never: the same bytes and ETag are served, a snapshot as of its ``timestamp``
+      (ages are as of then). The journal is looked at at most once per period.
+
+    While one thread rebuilds, other threads keep serving the previous bytes instead of queueing.
+
+    Locks: ``_lock`` guards ``_model``, ``_built_at``, ``_checked_at`` and ``_bodies`` (scope ->
+    `PayloadBody`); ``_build_lock`` lets one thread check or build at a time (outside ``_lock``)
+    and guards ``_stats`` and ``_stats_key``. ``_dirty`` and ``_forced`` are flags that
+    listeners set without a lock (one store of a bool) and the builder clears, under
+    ``_build_lock``, before it reads the states: a read that lands during a build is either in
+    it or marks the next one.
     """
 
     def __init__(self, manager, web: WebSettings, clock=time.monotonic):
-        self._manager, self._web, self._clock = manager, web, clock
+        self._manager, self._web, self.clock = manager, web, clock
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
-        self._version = 0
+        self._dirty = False
+        self._forced = False
         self._model: dict | None = None
-        self._model_version = -1
-        self._built_at = 0.0
-        self._bodies: dict[str, list] = {}
+        self._built_at = self._checked_at = 0.0
+        self._bodies: dict[str, PayloadBody] = {}
         self._stats: dict = {}
         self._stats_key: tuple | None = None
         self.builds = 0
 
     def changed(self, *_args) -> None:
-        """Mark the payload out of date (listener signature-agnostic)."""
-        with self._lock:
-            self._version += 1
+        """Rebuild at the next request (listener signature-agnostic: the trade listener)."""
+        self._forced = True
 
-    def _current(self) -> dict | None:
-        """The model if still valid, else None."""
-        if (self._model is not None and self._model_version == self._version
-                and self._clock() - self._built_at < self._web.payload_max_age_seconds):
-            return self._model
-        return None
+    def state_changed(self, state, previous=None, source: str | None = None) -> None:
+        """The state listener: a forced read rebuilds at the next request, any other marks dirty."""
+        if source == FORCED:
+            self._forced = True
+        else:
+            self._dirty = True
+
+    def _valid(self, now: float) -> bool:
+        """The model may be served as is (called under ``_lock``)."""
+        return (self._model is not None and not self._forced
+                and now - self._checked_at < self._web.payload_max_age_seconds)
 
     def model(self) -> dict:
+        now = self.clock()
         with self._lock:
-            model = self._current()
-            stale = self._model
-        if model is not None:
-            return model
-        if not self._build_lock.acquire(blocking=stale is None):
-            return stale  # another thread is rebuilding: serve the previous build meanwhile
+            model = self._model
+            if self._valid(now):
+                return model
+        if not self._build_lock.acquire(blocking=model is None):
+            return model  # another thread is checking or rebuilding: serve the previous build meanwhile
         try:
             with self._lock:
-                model = self._current()
-                version = self._version
-            if model is not None:
+                if self._valid(now):
+                    return self._model
+            if model is not None and not self._forced and not self._dirty \
+                    and self._journal_key(time.time()) == self._stats_key:
+                with self._lock:
+                    self._checked_at = now  # nothing changed: the same bytes for another period
                 return model
-            started = self._clock()
+            self._forced = self._dirty = False
+            started = self.clock()
             model = build_users_model(self._manager, self._web, self._trade_stats(time.time()))
             with self._lock:
-                self._model, self._model_version, self._built_at = model, version, started
+                self._model, self._built_at, self._checked_at = model, started, started
                 self._bodies = {}
                 self.builds += 1
             return model
         finally:
             self._build_lock.release()
 
-    def _trade_stats(self, now: float) -> dict:
-        """The trade figures, recomputed when the journal or the day changed (under _build_lock)."""
+    def _journal_key(self, now: float) -> tuple | None:
+        """(newest trade id, today in the configured zone): the trade figures change with it."""
         history = self._manager.history
         if history is None:
-            return {}
+            return None
         zone = ZoneInfo(self._manager.config.settings.timezone)
-        key = (history.store.latest_trade_id(), dt.datetime.fromtimestamp(now, zone).date())
+        return history.store.latest_trade_id(), dt.datetime.fromtimestamp(now, zone).date()
+
+    def _trade_stats(self, now: float) -> dict:
+        """The trade figures, recomputed when the journal or the day changed (under _build_lock)."""
+        key = self._journal_key(now)
+        if key is None:
+            return {}
         if key != self._stats_key:
             self._stats = read_stats(self._manager, self._web, now)
             self._stats_key = key
         return self._stats
 
-    def body(self, role: str, gzipped: bool = False) -> bytes:
-        """The serialized body for a viewer with ``role`` (gzip-compressed when ``gzipped``)."""
+    def entry(self, role: str) -> PayloadBody:
+        """The serialized body of the current build for a viewer with ``role``."""
         model = self.model()
         with self._lock:
             entry = self._bodies.get(role) if self._model is model else None
         if entry is None:
-            raw = json.dumps(scoped(model, role), separators=(",", ":")).encode()
-            entry = [raw, None]
+            entry = PayloadBody(json.dumps(scoped(model, role), separators=(",", ":")).encode())
             with self._lock:
                 if self._model is model:
                     entry = self._bodies.setdefault(role, entry)
-        if not gzipped:
-            return entry[0]
-        if entry[1] is None:
-            entry[1] = gzip.compress(entry[0], compresslevel=5)  # idempotent: a race computes it twice
-        return entry[1]
+        return entry
+
+    def body(self, role: str, gzipped: bool = False) -> bytes:
+        """The serialized body for a viewer with ``role`` (gzip-compressed when ``gzipped``)."""
+        entry = self.entry(role)
+        return entry.gzip() if gzipped else entry.raw
 
 
 # --------------------------------------------------------------------------- snapshots & history

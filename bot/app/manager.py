@@ -15,7 +15,7 @@ The module-level ``multi_account_broker_manager`` is such a manager on the defau
 configuration directory (``$BALANCES_CONFIG`` or ``./config``); importing this module does no I/O.
 
 Locks: ``_setup_lock`` guards the one-time set-up, ``_trade_listeners``, ``_closers`` and
-``_scheduler``; ``_ready`` is written once under it (read without it: a bool).
+``_scheduler``; ``_ready`` and ``_owner_index`` are written once under it (read without it).
 """
 from __future__ import annotations
 
@@ -27,12 +27,13 @@ from typing import Callable
 
 from bot.balances.service import BalanceService
 from bot.balances.view import StateListener
-from bot.config import MASTER_OWNER, Config, ConfigError, Settings, load_config
+from bot.config import Config, ConfigError, Settings, load_config
 from bot.core.brokers import BrokerType
 from bot.core.sources import FORCED, ON_DEMAND, SCHEDULED
 from bot.core.state import AccountState
 from bot.history.recorder import HistoryRecorder
 from bot.app.scheduler import BalanceScheduler
+from bot.app.summaries import OwnerIndex
 from bot.app.truth import SharedTruth
 from bot.store import BalanceStore, TradeIn, default_database_url
 from bot.store.engine import StoreOpenError
@@ -88,6 +89,7 @@ class MultiAccountBrokerManager:
         self._service: BalanceService | None = None
         self._history: HistoryRecorder | None = None
         self._scheduler: BalanceScheduler | None = None
+        self._owner_index: OwnerIndex | None = None  # written once under _setup_lock
 
     # ------------------------------------------------------------------ set-up
 
@@ -247,22 +249,32 @@ class MultiAccountBrokerManager:
         return self._ensure_ready().balance(user_id, broker_type)
 
     def get_all_balances(self) -> dict:
-        """``{"master": {broker: value}, "users": {user_id: {broker: value}}}``; values Decimal or None."""
-        result: dict = {"master": {}, "users": {}}
-        for state in self.account_states():
-            if state.owner == MASTER_OWNER:
-                result["master"][state.broker] = state.value
-            else:
-                result["users"].setdefault(state.owner, {})[state.broker] = state.value
-        return result
+        """``{"master": {broker: value}, "users": {user_id: {broker: value}}}``; values Decimal or None.
+        From the owner index (`bot.app.summaries`): reads that are due are started, never-read
+        accounts waited for, and only the owners read since the last call are recomputed."""
+        return self._summaries().balances()
 
     def get_user_balance_summary(self) -> dict:
         """The guide's summary: ``user_count``, ``total_capital`` (sum of the known user totals),
         ``average_balance`` (over the users whose total is known), ``users`` highest total first
-        (unknown totals last), each ``{user_id, total, brokers}``. Decimals; None where unknown."""
-        self.account_states()  # start the reads that are due, wait for never-read accounts
-        from bot.views.model import build_read_model, user_balance_summary
-        return user_balance_summary(build_read_model(self))
+        (unknown totals last), each ``{user_id, total, brokers}``. Decimals; None where unknown.
+        From the owner index, like `get_all_balances`."""
+        return self._summaries().summary()
+
+    def _summaries(self) -> OwnerIndex:
+        """The owner index (made on first use), after starting the reads that are due and waiting
+        for never-read accounts, as `account_states` does (which it calls only then)."""
+        index = self._owner_index
+        if index is None:
+            service = self._ensure_ready()
+            with self._setup_lock:
+                if self._owner_index is None:
+                    self._owner_index = OwnerIndex(service, self._config.settings.cache_ttl_seconds, self._clock)
+                index = self._owner_index
+        if index.due():
+            self.account_states()
+            index.reads_started(self.current_states())
+        return index
 
     def record_trade(self, user_id: str, broker: str, symbol: str, side: str, amount, price, pnl=None, fee=None,
                      timestamp=None) -> int:

@@ -9,8 +9,9 @@ settings.json ``web`` (every field optional)::
     rate_limit_per_minute    requests per token (or per client address) per minute on /api/* (100)
     sample_trades            load config/sample_trades.json into an EMPTY trade journal (false)
     recent_trades            trades listed per user in /api/users (5, at most 50)
-    payload_max_age_seconds  /api/users is rebuilt when the state or the journal changes, and at
-                             least this often (trades journaled by another process, ages) (5)
+    payload_max_age_seconds  /api/users and /users are rebuilt at most once per this period while
+                             accounts are read (or another process journals trades), at once
+                             after a forced read or a trade journaled here (5)
     public_metrics           serve /metrics without a token even when tokens are configured (false)
     secure_cookies           mark the session cookie Secure (behind HTTPS) (false)
     session_hours            lifetime of a browser session (12)

@@ -2,21 +2,30 @@
 
 `HistoryRecorder(view, store, settings, refresh=...)` subscribes to a `StateView`. Successful reads are queued and written by one
 writer thread, so a fetch worker never waits for the database; each batch goes to the store in
-one transaction. A snapshot is written when the value changed or when the account's last one is
+one transaction, and a batch gathers reads while they keep arriving (see `_gather`), so a
+round is one transaction (one per second of a long round). A snapshot is written when the value changed or when the account's last one is
 older than ``snapshot_interval_minutes``; failed reads never write one (a stale value is never
 written as if fresh). After each batch the provisional daily close of today (in
-``settings.timezone``) is rewritten for the users concerned, from the manager's current states:
-a stale account carries its last good holdings, marked ``stale``. ``refresh()`` (given by the
+``settings.timezone``) is rewritten for the users concerned whose close changed: a stale account
+carries its last good holdings, marked ``stale``. The writer remembers what it last wrote per
+user and day, so a round of unchanged accounts writes no daily row at all; a batch's snapshots
+and changed closes go to the store in ONE transaction (`BalanceStore.add_history`, set-based).
+It assumes it is the only writer of its users' provisional closes. ``refresh()`` (given by the
 application) makes the last forced read before a day is closed.
 
-`close_day(day)` finalises a day (idempotent); `finalize_missed_days()` finalises, as
-``carried``, every provisional day before today that a stopped process never closed, and writes
-each day during which no process ran as ``carried`` too. With several processes on one store,
-only the holder of the closer lease (``closer()`` true, `bot.app.truth`) does either. States
-another process read (source ``followed``) are that process's to record.
+`close_day(day)` finalises a day (idempotent; one UPDATE for every user);
+`finalize_missed_days()` finalises, as ``carried``, every provisional day before today that a
+stopped process never closed (one UPDATE), and writes each day during which no process ran as
+``carried`` too. With several processes on one store, only the holder of the closer lease
+(``closer()`` true, `bot.app.truth`) does either. States another process read (source
+``followed``) are that process's to record.
 
 Locks: ``_last_lock`` guards ``_last`` (account id → (captured_at, balance) of its newest
-snapshot). The queue is thread-safe; only the writer thread touches the store for snapshots.
+snapshot). ``_daily_lock`` guards ``_written`` (user → (day, fingerprint) of the close last
+written) and is held from comparing to writing, so the writer thread and `close_day` (the
+scheduler's thread) never interleave a day. ``_owners`` (owner → account id → its latest state,
+from the reads received) is touched only by the writer thread. The queue is thread-safe; only
+the writer thread writes snapshots.
 """
 from __future__ import annotations
 
@@ -24,11 +33,10 @@ import datetime as dt
 import logging
 import queue
 import threading
+import time
 from decimal import Decimal
-from typing import Iterable
+from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
-
-from typing import Callable
 
 from bot.balances.view import StateView
 from bot.config import MASTER_OWNER
@@ -41,7 +49,12 @@ from bot.store import AssetRow, BalanceStore, DailyRow, SnapshotIn
 log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_DAYS = 90
+GATHER_IDLE_SECONDS = 0.02   # a batch keeps gathering while reads arrive at least this often ...
+GATHER_SECONDS = 1.0         # ... for at most this long
+GATHER_MAX = 10_000          # ... and this many entries
 _STOP = object()
+_FLUSH = object()
+_DAILY_STATUSES = (Status.OK, Status.STALE)  # a daily close carries a stale account's last good holdings
 
 
 class HistoryRecorder:
@@ -61,6 +74,9 @@ class HistoryRecorder:
         self._queue: queue.Queue = queue.Queue()
         self._last_lock = threading.Lock()
         self._last: dict[str, tuple[dt.datetime, Decimal]] = {}
+        self._daily_lock = threading.Lock()
+        self._written: dict[str, tuple[dt.date, tuple]] = {}
+        self._owners: dict[str, dict[str, AccountState]] = {}
         self._thread: threading.Thread | None = None
 
     @property
@@ -74,13 +90,16 @@ class HistoryRecorder:
         with self._last_lock:
             self._last = dict(self._store.last_snapshots())
         self.finalize_missed_days()
+        # Listen first, then let the writer thread take the current states: no read falls between.
+        self._unsubscribe = self._view.subscribe(self._on_state)
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
         self._thread.start()
-        self._unsubscribe = self._view.subscribe(self._on_state)
         return self
 
     def flush(self) -> None:
-        """Wait until every read queued so far is written."""
+        """Wait until every read queued so far is written (the writer stops gathering at once)."""
+        if self._thread is not None:
+            self._queue.put(_FLUSH)
         self._queue.join()
 
     def stop(self) -> None:
@@ -103,10 +122,13 @@ class HistoryRecorder:
             self._queue.put((state, source))
 
     def _run(self) -> None:
+        for state in self._view.current_states():  # what was read before start (reads queued since follow)
+            if state.owner != MASTER_OWNER:
+                self._owners.setdefault(state.owner, {})[state.account_id] = state
         while True:
-            batch = next_batch(self._queue)
+            batch = self._gather()
             stop = any(entry is _STOP for entry in batch)
-            reads = [entry for entry in batch if entry is not _STOP]
+            reads = [entry for entry in batch if entry is not _STOP and entry is not _FLUSH]
             try:
                 if reads:
                     self._write(reads)
@@ -118,22 +140,70 @@ class HistoryRecorder:
             if stop:
                 return
 
+    def _gather(self) -> list:
+        """The next batch: what is queued, then more for as long as reads keep arriving (each
+        within `GATHER_IDLE_SECONDS` of the last) up to `GATHER_SECONDS` and `GATHER_MAX`; a
+        stop or a flush ends it. So a round's reads are written in one transaction, or one per
+        `GATHER_SECONDS` of a long round, and a lone read waits at most `GATHER_IDLE_SECONDS`."""
+        batch = next_batch(self._queue, GATHER_MAX)
+        deadline = time.monotonic() + GATHER_SECONDS
+        ended = any(entry is _STOP or entry is _FLUSH for entry in batch)
+        while not ended and len(batch) < GATHER_MAX:
+            wait = min(GATHER_IDLE_SECONDS, deadline - time.monotonic())
+            if wait <= 0:
+                break
+            try:
+                entry = self._queue.get(timeout=wait)  # a consumer waiting for work, not a sleep
+            except queue.Empty:
+                break
+            while True:
+                batch.append(entry)
+                if entry is _STOP or entry is _FLUSH:
+                    ended = True
+                    break
+                if len(batch) >= GATHER_MAX:
+                    break
+                try:
+                    entry = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+        return batch
+
     def _write(self, reads: list[tuple[AccountState, str]]) -> None:
-        snapshots = [s for s in (self._snapshot_for(state, source) for state, source in reads) if s is not None]
+        """One batch: its snapshots and the changed provisional closes of its users, one transaction."""
+        written: dict[str, tuple[dt.datetime, Decimal]] = {}  # this batch's snapshots, by account
+        snapshots = []
+        for state, source in reads:
+            snapshot = self._snapshot_for(state, source, written)
+            if snapshot is not None:
+                snapshots.append(snapshot)
+                written[snapshot.account_id] = (snapshot.captured_at, snapshot.balance)
+        for state, _ in reads:
+            if state.owner != MASTER_OWNER:
+                self._owners.setdefault(state.owner, {})[state.account_id] = state
+        owners = {state.owner for state, _ in reads if state.owner != MASTER_OWNER}
+        day = self.today()
+        with self._daily_lock:
+            closes, prints = self._changed_closes(day, {owner: self._owners[owner].values() for owner in owners})
+            if snapshots or closes:
+                self._store.add_history(snapshots, day, closes)
+            self._written.update(prints)
         if snapshots:
-            self._store.add_snapshots(snapshots)
             with self._last_lock:
                 for snap in snapshots:
                     self._last[snap.account_id] = (snap.captured_at, snap.balance)
-        owners = {state.owner for state, _ in reads if state.owner != MASTER_OWNER}
-        self.write_provisional(owners)
 
-    def _snapshot_for(self, state: AccountState, source: str) -> SnapshotIn | None:
+    def _snapshot_for(self, state: AccountState, source: str,
+                      batch: dict[str, tuple[dt.datetime, Decimal]]) -> SnapshotIn | None:
+        """The snapshot the policy asks for after ``state`` (None: none), given the snapshots
+        already taken in this ``batch``."""
         if state.status is not Status.OK or state.value is None or state.fetched_at is None:
             return None
         captured = utc_from_timestamp(state.fetched_at)
-        with self._last_lock:
-            last = self._last.get(state.account_id)
+        last = batch.get(state.account_id)
+        if last is None:
+            with self._last_lock:
+                last = self._last.get(state.account_id)
         if last is None:
             source = INITIAL
         elif last[1] == state.value and captured - last[0] < self._interval:
@@ -149,7 +219,7 @@ class HistoryRecorder:
         """Per-asset rows of the accounts whose value is known (stale ones marked so)."""
         rows = []
         for state in states:
-            if state.value is None or state.status not in (Status.OK, Status.STALE):
+            if state.value is None or state.status not in _DAILY_STATUSES:
                 continue
             for asset, holding in state.holdings.items():
                 rows.append(DailyRow(account_id=state.account_id, asset=asset, amount=holding.amount,
@@ -157,19 +227,41 @@ class HistoryRecorder:
                                      account_status=state.status.value))
         return rows
 
-    def write_provisional(self, users: Iterable[str], day: dt.date | None = None) -> None:
-        """Rewrite the provisional close of ``day`` (today) for ``users`` from the current states."""
+    def _changed_closes(self, day: dt.date, states_by_user: dict[str, Iterable[AccountState]]
+                        ) -> tuple[dict[str, list[DailyRow]], dict[str, tuple[dt.date, tuple]]]:
+        """The rows of the users whose close of ``day`` differs from the one last written (users
+        without any known value are left out: their last close stands), and their new
+        fingerprints. Called under ``_daily_lock``."""
+        closes, prints = {}, {}
+        for user, states in states_by_user.items():
+            kept = sorted((s for s in states if s.value is not None and s.status in _DAILY_STATUSES),
+                          key=lambda s: s.account_id)
+            if not kept:
+                continue
+            entry = (day, tuple((s.account_id, s.status, s.holdings) for s in kept))
+            if self._written.get(user) != entry:
+                closes[user] = self.daily_rows(kept)
+                prints[user] = entry
+        return closes, prints
+
+    def write_provisional(self, users: Iterable[str], day: dt.date | None = None) -> int:
+        """Write the provisional close of ``day`` (today) for those of ``users`` whose close
+        changed since this recorder last wrote it, from the view's current states, in one
+        transaction. Returns how many users' closes were written."""
         users = set(users)
         if not users:
-            return
+            return 0
         day = day or self.today()
-        by_owner: dict[str, list[AccountState]] = {}
+        by_owner: dict[str, list[AccountState]] = {user: [] for user in users}
         for state in self._view.current_states():
-            by_owner.setdefault(state.owner, []).append(state)
-        for user in sorted(users):
-            states = by_owner.get(user, [])
-            if any(s.value is not None for s in states):
-                self._store.upsert_daily(user, day, self.daily_rows(states))
+            if state.owner in by_owner:
+                by_owner[state.owner].append(state)
+        with self._daily_lock:
+            closes, prints = self._changed_closes(day, by_owner)
+            if closes:
+                self._store.replace_days(day, closes)
+            self._written.update(prints)
+        return len(closes)
 
     def close_day(self, day: dt.date) -> int:
         """Finalise ``day`` for every enabled user after one last forced read (the midnight job).
@@ -182,22 +274,20 @@ class HistoryRecorder:
         self.flush()
         users = [u.user_id for u in self._view.config.enabled_users()]
         self.write_provisional(users, day=day)
-        return sum(self._store.finalize_day(user, day) for user in users)
+        return self._store.finalize_days(users, day)
 
     def finalize_missed_days(self) -> int:
-        """Finalise, as carried forward, every provisional day before today (a missed midnight),
-        then write the days nobody closed in between (see the module docstring); 0 when this
-        process is not the closer. Returns how many days were closed."""
+        """Finalise, as carried forward, every provisional day before today (a missed midnight,
+        one UPDATE), then write the days nobody closed in between (see the module docstring); 0
+        when this process is not the closer. Returns how many days were closed."""
         if self._closer is not None and not self._closer():
             return 0
-        missed = self._store.open_days(before=self.today())
-        for user, day in missed:
-            self._store.finalize_day(user, day, carried=True)
+        missed = self._store.finalize_open_days(before=self.today())
         filled = self._store.fill_missing_days(self.today())
         if missed or filled:
             log.info("history: finalised %d missed daily closes and %d days without a process as carried forward",
-                     len(missed), filled)
-        return len(missed) + filled
+                     missed, filled)
+        return missed + filled
 
     def prune(self, retention_days: float = DEFAULT_RETENTION_DAYS) -> int:
         return self._store.prune_snapshots(self._now() - dt.timedelta(days=retention_days))

@@ -6,18 +6,27 @@ lock of ``SELECT ... FOR UPDATE`` on the `daily_days` row (created first with
 ``INSERT ... ON CONFLICT DO NOTHING`` so that there is always a row to lock); on SQLite by the
 ``BEGIN IMMEDIATE`` of the write transaction. A second writer therefore waits, then sees the
 first one's rows and replaces them whole: never a mix of two writes, never a duplicate.
+
+`replace_days` and `close_days` do the same for many users of one day in a few set-based
+statements (the history writer's round, the midnight close): on PostgreSQL the `daily_days` rows
+are upserted in one ``INSERT ... SELECT unnest(...) ON CONFLICT DO UPDATE ... WHERE provisional
+RETURNING`` (rows locked in user order, so two such writers never deadlock; a closed day is not
+returned and is left alone), the old rows deleted with one ``= ANY`` and the new ones COPied; on
+SQLite, under the write lock, ``executemany`` of plain statements (`bot.store.bulk`).
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, datetime
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, select, text, update
 from sqlalchemy.dialects import postgresql
 
+from bot.store import bulk
 from bot.store.records import DailyClose, DailyRow
 from bot.store.schema import daily_closes, daily_days
+from bot.store.types import sqlite_timestamp
 
 CLOSED = ("final", "carried")
 _ROW_COLUMNS = ("account_id", "asset", "amount", "price", "value", "base_currency", "account_status")
@@ -48,6 +57,65 @@ def replace_day(connection: Connection, user_id: str, day: date, rows: Sequence[
         connection.execute(daily_closes.insert(), [
             {"user_id": user_id, "day": day, **{name: getattr(row, name) for name in _ROW_COLUMNS}} for row in rows])
     return True
+
+
+def replace_days(connection: Connection, day: date, rows_by_user: Mapping[str, Sequence[DailyRow]], state: str,
+                 now: datetime) -> set[str]:
+    """`replace_day` for every user of `rows_by_user` on `day`, set-based (see the module
+    docstring); returns the users whose day was written (the others were already closed)."""
+    users = sorted(rows_by_user)
+    if not users:
+        return set()
+    if connection.dialect.name == "postgresql":
+        written = set(connection.execute(text(
+            "INSERT INTO daily_days (user_id, day, state, updated_at) "
+            "SELECT u, :day, :state, :now FROM unnest(CAST(:users AS text[])) AS u ORDER BY u "
+            "ON CONFLICT (user_id, day) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at "
+            "WHERE daily_days.state = 'provisional' RETURNING user_id"),
+            {"day": day, "state": state, "now": now, "users": users}).scalars())
+        if written:
+            connection.execute(text("DELETE FROM daily_closes WHERE day = :day AND user_id = ANY(CAST(:users AS text[]))"),
+                               {"day": day, "users": sorted(written)})
+        stored_day = day
+    else:  # the caller's BEGIN IMMEDIATE holds the write lock: what this reads stays true until commit
+        stored_day = day.isoformat()  # SQLAlchemy's Date storage format on SQLite
+        closed = {user for (user,) in connection.exec_driver_sql(
+            "SELECT user_id FROM daily_days WHERE day = ? AND state != 'provisional'", (stored_day,))}
+        written = {user for user in users if user not in closed}
+        keys = [(user, stored_day) for user in users if user in written]
+        if keys:
+            connection.exec_driver_sql(
+                "INSERT INTO daily_days (user_id, day, state, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (user_id, day) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                [(user, d, state, sqlite_timestamp(now)) for user, d in keys])
+            connection.exec_driver_sql("DELETE FROM daily_closes WHERE user_id = ? AND day = ?", keys)
+    bulk.insert(connection, daily_closes, ("user_id", "day", *_ROW_COLUMNS), [
+        (user, stored_day, row.account_id, row.asset, row.amount, row.price, row.value, row.base_currency,
+         row.account_status) for user in users if user in written for row in rows_by_user[user]])
+    return written
+
+
+def close_days(connection: Connection, user_ids: Sequence[str], day: date, state: str, now: datetime) -> int:
+    """`close_day` for every user of `user_ids` on `day` in one statement; returns how many closed."""
+    users = sorted(set(user_ids))
+    if not users:
+        return 0
+    if connection.dialect.name == "postgresql":
+        return connection.execute(text(
+            "UPDATE daily_days SET state = :state, updated_at = :now WHERE day = :day AND state = 'provisional' "
+            "AND user_id = ANY(CAST(:users AS text[]))"),
+            {"state": state, "now": now, "day": day, "users": users}).rowcount
+    stamp, stored_day = sqlite_timestamp(now), day.isoformat()
+    return connection.exec_driver_sql(
+        "UPDATE daily_days SET state = ?, updated_at = ? WHERE user_id = ? AND day = ? AND state = 'provisional'",
+        [(state, stamp, user, stored_day) for user in users]).rowcount
+
+
+def close_open_days(connection: Connection, before: date, state: str, now: datetime) -> int:
+    """Every provisional day earlier than `before` -> `state`, in one statement; returns how many."""
+    return connection.execute(
+        update(daily_days).where(daily_days.c.state == "provisional", daily_days.c.day < before)
+        .values(state=state, updated_at=now)).rowcount
 
 
 def close_day(connection: Connection, user_id: str, day: date, state: str, now: datetime) -> bool:

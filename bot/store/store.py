@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
@@ -48,6 +48,19 @@ def _check_ids(account_ids: Iterable[str]) -> list[str]:
     if isinstance(account_ids, str):
         raise ValueError(f"account_ids must be an iterable of ids, not the string {account_ids!r}")
     return [check_name("account_id", a) for a in account_ids]
+
+
+def _check_rows(rows: Iterable[DailyRow]) -> list[DailyRow]:
+    """`rows` as a list of `DailyRow`, each (account, asset) once, or ValueError."""
+    rows = list(rows)
+    seen = set()
+    for row in rows:
+        if not isinstance(row, DailyRow):
+            raise ValueError(f"daily rows must be DailyRow values, got {type(row).__name__}")
+        if (row.account_id, row.asset) in seen:
+            raise ValueError(f"rows name {row.account_id} / {row.asset} twice")
+        seen.add((row.account_id, row.asset))
+    return rows
 
 
 def _check_range(start, end, check) -> None:
@@ -211,16 +224,54 @@ class BalanceStore:
         check_name("user_id", user_id)
         check_day("day", day)
         check_choice("state", state, DAY_STATES)
-        rows = list(rows)
-        seen = set()
-        for row in rows:
-            if not isinstance(row, DailyRow):
-                raise ValueError(f"upsert_daily takes DailyRow values, got {type(row).__name__}")
-            if (row.account_id, row.asset) in seen:
-                raise ValueError(f"rows name {row.account_id} / {row.asset} twice")
-            seen.add((row.account_id, row.asset))
+        rows = _check_rows(rows)
         with self._writer.begin() as connection:
             return daily.replace_day(connection, user_id, day, rows, state, _now())
+
+    def replace_days(self, day: date, rows_by_user: Mapping[str, Sequence[DailyRow]],
+                     state: str = "provisional") -> set[str]:
+        """`upsert_daily` for many users of one day in ONE transaction, set-based (the history
+        writer's round: a few statements whatever the number of users). Returns the users whose
+        day was written; a day already closed is left alone (not returned)."""
+        check_day("day", day)
+        check_choice("state", state, DAY_STATES)
+        checked = {check_name("user_id", user): _check_rows(rows) for user, rows in rows_by_user.items()}
+        if not checked:
+            return set()
+        with self._writer.begin() as connection:
+            return daily.replace_days(connection, day, checked, state, _now())
+
+    def add_history(self, items: Sequence[SnapshotIn], day: date,
+                    rows_by_user: Mapping[str, Sequence[DailyRow]]) -> tuple[list[int], set[str]]:
+        """`add_snapshots` and `replace_days` (provisional) in ONE transaction, all or nothing:
+        one batch of the history writer. Returns (snapshot ids, users whose day was written)."""
+        items = list(items)
+        for item in items:
+            if not isinstance(item, SnapshotIn):
+                raise ValueError(f"add_history takes SnapshotIn values, got {type(item).__name__}")
+        check_day("day", day)
+        checked = {check_name("user_id", user): _check_rows(rows) for user, rows in rows_by_user.items()}
+        if not items and not checked:
+            return [], set()
+        now = _now()
+        with self._writer.begin() as connection:
+            ids = snapshots.insert_snapshots(connection, items, now)
+            return ids, daily.replace_days(connection, day, checked, "provisional", now)
+
+    def finalize_days(self, user_ids: Iterable[str], day: date, carried: bool = False) -> int:
+        """`finalize_day` for every user of `user_ids` in one statement; returns how many days it
+        closed (those provisional; the others were closed already or never written)."""
+        ids = _check_ids(user_ids)
+        check_day("day", day)
+        with self._writer.begin() as connection:
+            return daily.close_days(connection, ids, day, "carried" if carried else "final", _now())
+
+    def finalize_open_days(self, before: date) -> int:
+        """Close as "carried" every provisional day earlier than `before` (missed midnights), in
+        one statement; returns how many."""
+        check_day("before", before)
+        with self._writer.begin() as connection:
+            return daily.close_open_days(connection, before, "carried", _now())
 
     def finalize_day(self, user_id: str, day: date, carried: bool = False) -> bool:
         """Close a provisional day: state "final" (or "carried" when finalised after a missed

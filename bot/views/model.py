@@ -227,6 +227,13 @@ def _layout(config: Config) -> tuple[_Owner | None, tuple[_Owner, ...]]:
     return master, users
 
 
+def owner_layout(config: Config) -> tuple[_Owner | None, tuple[_Owner, ...]]:
+    """The master (None if not configured) and the enabled users of ``config``, each as
+    (owner id, name, enabled account ids, their `AccountConfig`), in configuration order; made
+    once per configuration object (for indexes kept by owner, e.g. `bot.app.summaries`)."""
+    return _layout(config)
+
+
 def build_model(config: Config, states: Mapping[str, AccountState], now: float | None = None,
                 user_id: str | None = None) -> ReadModel:
     """The model of ``states`` (account id → state) under ``config``; with ``user_id``, that
@@ -253,19 +260,26 @@ def build_read_model(view, now: float | None = None, user_id: str | None = None)
     return build_model(view.config, {s.account_id: s for s in view.current_states()}, now, user_id)
 
 
-def user_balance_summary(model: ReadModel) -> dict:
+def user_balance_summary(model: ReadModel, brokers: Mapping[str, Mapping[str, Decimal | None]] | None = None) -> dict:
     """The seed guide's ``get_user_balance_summary()`` dict: ``user_count``, ``total_capital``,
     ``average_balance`` (rounded to the base currency's places), ``users`` ranked (highest total
     first), each ``{user_id, total, brokers: {broker: value}}``; plus ``users_counted`` and
-    ``partial`` (and ``partial`` per user). Values are `Decimal`, None where unknown."""
+    ``partial`` (and ``partial`` per user). Values are `Decimal`, None where unknown.
+    ``brokers``: owner -> {broker: value} of the model's states when the caller keeps it already
+    (copied, not rebuilt from the account lines)."""
     s = model.summary
     average = s.average_per_user
+    if brokers is None:
+        users = [{"user_id": u.owner, "total": u.total, "brokers": {a.broker: a.value for a in u.accounts},
+                  "partial": u.partial} for u in model.ranked]
+    else:
+        users = [{"user_id": u.owner, "total": u.total, "brokers": dict(brokers[u.owner]), "partial": u.partial}
+                 for u in model.ranked]
     return {
         "user_count": s.user_count,
         "total_capital": s.total_user_capital,
         "average_balance": None if average is None else quantize(average, model.base_currency),
         "users_counted": s.users_counted,
         "partial": s.partial,
-        "users": [{"user_id": u.owner, "total": u.total, "brokers": {a.broker: a.value for a in u.accounts},
-                   "partial": u.partial} for u in model.ranked],
+        "users": users,
     }

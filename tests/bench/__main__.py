@@ -90,6 +90,8 @@ def bench_d() -> None:
 
 # Benchmarks of the other areas live in their own modules, each with ``main(argv)``.
 MODULE_BENCHES = ("store", "alerts", "metrics", "web")
+MODULE_BENCHES += ("history",)  # incremental daily close, writer lag, midnight close, 90-day query
+MODULE_BENCHES += ("pages",)    # summaries; /api/users and /users open-loop while rounds run
 
 
 def main(argv: list[str]) -> int:
