@@ -6,6 +6,8 @@ notifications (a webhook receiver with ``send_resolved``) to see the resolution.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import shutil
 import socket
 import subprocess
@@ -124,4 +126,5 @@ def test_firing_and_resolved_alerts_reach_alertmanager(config, managers, alertma
     assert statuses[0] == ("firing", "MultibalanceAccountBalanceLow", "alice")
     assert statuses[-1] == ("resolved", "MultibalanceAccountBalanceLow", "alice")
     resolved = [a for n in bodies for a in n["alerts"] if a["status"] == "resolved"][0]
-    assert resolved["startsAt"] == alert["startsAt"]              # one alert, from firing to resolved
+    # one alert, from firing to resolved (Alertmanager trims trailing zeros of the milliseconds)
+    assert dt.datetime.fromisoformat(resolved["startsAt"]) == dt.datetime.fromisoformat(alert["startsAt"])
