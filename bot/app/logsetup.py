@@ -3,8 +3,8 @@
 `add_common_options(parser, default_level)` adds ``--log-level`` (debug | info | warning | error),
 ``--log-format`` (text | json) and ``--version``; `configure_logging(args)` installs one stderr
 handler accordingly. JSON lines carry ``time`` (RFC 3339, UTC), ``level``, ``logger``,
-``message`` and, for an exception, ``exception`` (its traceback text). Migrations and scheduler
-job runs (alembic, apscheduler) log at WARNING and above whatever the level, so a start is quiet.
+``message`` and, for an exception, ``exception`` (its traceback text). Migrations, scheduler
+and task-queue job runs (alembic, apscheduler, procrastinate) log at WARNING and above whatever the level, so a start is quiet.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from bot.core.secrets import install_log_redaction
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-QUIET_LOGGERS = ("alembic", "apscheduler")
+QUIET_LOGGERS = ("alembic", "apscheduler", "procrastinate")
 
 
 class JsonFormatter(logging.Formatter):

@@ -9,13 +9,16 @@ All public methods are thread-safe.
 
 With history on, the process takes part in the shared truth of every process on the store
 (`bot.app.truth`): it reads the API keys whose leases it holds (``role``: the settings'
-``fetch.role`` unless given) and follows the states the others read.
+``fetch.role`` unless given) and follows the states the others read. In distributed mode
+(``fetch.mode``) it reads nothing: its refreshes are jobs for the workers (`bot.distributed`),
+and the process that runs the scheduler records the history of what they read.
 
 The module-level ``multi_account_broker_manager`` is such a manager on the default
 configuration directory (``$BALANCES_CONFIG`` or ``./config``); importing this module does no I/O.
 
 Locks: ``_setup_lock`` guards the one-time set-up, ``_trade_listeners``, ``_closers`` and
-``_scheduler``; ``_ready`` and ``_owner_index`` are written once under it (read without it).
+``_scheduler`` (the follower thread's `_record_followed` reads that one reference without it);
+``_ready`` and ``_owner_index`` are written once under it (read without it).
 """
 from __future__ import annotations
 
@@ -110,6 +113,8 @@ class MultiAccountBrokerManager:
                                                         closer=truth.is_closer, **clock).start()
                         truth.keeper.on_closer = self._history.finalize_missed_days
                         truth.keeper.closer_done()
+                        if truth.fleet is not None:
+                            truth.shared.subscribe_rows(self._record_followed)
                 except BaseException:
                     service.close()
                     if store is not None:
@@ -182,6 +187,8 @@ class MultiAccountBrokerManager:
                 self._scheduler.start()
                 if self._truth is not None:
                     self._truth.keeper.keep_closer()  # this process closes the days (if it gets the lease)
+                    if self._truth.fleet is not None:
+                        self._truth.fleet.start_recovery()  # jobs of dead workers go back to the queue
             return self._scheduler
 
     @property
@@ -211,6 +218,13 @@ class MultiAccountBrokerManager:
         if self._history is not None:
             self._history.stop()
             self._history.store.close()
+
+    def _record_followed(self, row, previous) -> None:
+        """Distributed mode: the process that runs the scheduler and closes the days records the
+        history of what the workers read (they record none)."""
+        truth = self._truth
+        if self._scheduler is not None and truth.keeper.closer and row.reader != truth.identity:
+            self._history.record(row.state, row.source or SCHEDULED)
 
     # ------------------------------------------------------------------ reading (StateView + the bot's reads)
 

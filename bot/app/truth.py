@@ -20,23 +20,26 @@
   ``forced-rounds`` thread: a forced round of the accounts it holds, then again for those whose
   read had begun before the request (a read in flight is joined, and it began too early).
 
+In distributed mode (``fetch.mode``, `bot.distributed`) every process but the workers is a
+follower (whatever its role): its refreshes become jobs of the task queue (``fleet``,
+`bot.distributed.rounds.FleetRounds`) and paper accounts are read by the workers too, so that
+each account has one reader.
+
 Locks: ``_rounds_lock`` guards ``_pending_rounds`` (owner or `_ALL` → the latest request time,
 epoch seconds) and is the condition the round thread waits on. The parts have their own locks.
 """
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 import threading
 import time
 
-from bot.balances.leases import LeaseKeeper
+from bot.balances.leases import LeaseKeeper, keys_of, process_identity
 from bot.balances.publisher import StatePublisher
 from bot.balances.service import ServiceClosed
 from bot.balances.shared import SharedStates
 from bot.core.sources import FORCED, ON_DEMAND
+from bot.distributed.rounds import FleetRounds
 from bot.store.truth import RoundRequest, SharedState, TruthStore
 
 log = logging.getLogger(__name__)
@@ -44,15 +47,13 @@ log = logging.getLogger(__name__)
 _ALL = object()  # a pending round of every account
 
 
-def process_identity() -> str:
-    """``host:pid/tag``: who reads (the tag tells two managers of one process apart)."""
-    return f"{socket.gethostname()}:{os.getpid()}/{secrets.token_hex(2)}"
-
-
-def keys_of(config) -> dict[str, str]:
-    """Account id → fingerprint of its API key, for the accounts that read an exchange."""
-    return {a.account_id: a.broker.credentials.api_key.fingerprint() for a in config.accounts()
-            if not a.broker.paper and a.broker.credentials is not None}
+def gated_accounts(config) -> dict[str, str]:
+    """What the lease keeper gates: `keys_of`, and in distributed mode the paper accounts too
+    (under a name no lease has: only the workers read them)."""
+    gated = keys_of(config)
+    if config.settings.fetch.distributed:
+        gated.update({a.account_id: f"paper:{a.account_id}" for a in config.accounts() if a.broker.paper})
+    return gated
 
 
 class SharedTruth:
@@ -63,8 +64,11 @@ class SharedTruth:
         self._settings = config.settings
         self._order = tuple(a.account_id for a in config.accounts())
         self._truth = TruthStore(store)
-        self.keeper = LeaseKeeper(self._truth, self.identity, role, keys_of(config), closer="once", **lease_timing)
+        distributed = config.settings.fetch.distributed
+        self.keeper = LeaseKeeper(self._truth, self.identity, "follower" if distributed else role,
+                                  gated_accounts(config), closer="once", **lease_timing)
         self.shared = SharedStates(self._truth, config)
+        self.fleet = FleetRounds(config, self._truth, self.shared) if distributed else None
         self._publisher = StatePublisher(self._truth, self.identity, self.keeper.floors)
         self._service = None
         self._rounds_lock = threading.Condition()
@@ -86,6 +90,8 @@ class SharedTruth:
     def start(self, service) -> SharedTruth:
         """Claim the leases, load and follow the shared states into ``service``, publish its reads."""
         self._service = service
+        if self.fleet is not None:
+            self.fleet.attach(service)
         self.keeper.start()
         self.shared.subscribe_rows(self._follow)
         self.shared.on_rounds = self._rounds_requested
@@ -106,6 +112,8 @@ class SharedTruth:
         self._publisher.stop()
         self.shared.stop()
         self.keeper.stop()
+        if self.fleet is not None:
+            self.fleet.close()
 
     def flush(self) -> None:
         """Wait until the states read so far are in the store."""
@@ -126,6 +134,8 @@ class SharedTruth:
 
     def refresh(self, force: bool, source: str, owner: str | None):
         """The manager's refresh (see the module docstring); returns the states of the accounts."""
+        if self.fleet is not None:
+            return self.fleet.refresh(force, source, owner)
         service, keeper = self._service, self.keeper
         deadline = time.monotonic() + self._settings.first_read_timeout_seconds
         ids = self._order if owner is None else service.owner_ids(owner)
@@ -186,5 +196,15 @@ class SharedTruth:
     # ------------------------------------------------------------------ health
 
     def readers(self) -> dict:
-        """The `LeaseKeeper.readers` counts (for /healthz)."""
-        return self.keeper.readers()
+        """The `LeaseKeeper.readers` counts (for /healthz); in distributed mode the keys are read
+        "elsewhere" while a worker is live (``workers``: how many), else "unheld"."""
+        if self.fleet is None:
+            return self.keeper.readers()
+        keys = len(set(keys_of(self._service.config).values()))
+        try:
+            workers = self.fleet.workers() or 0
+        except Exception as exc:
+            log.warning("health: counting the workers failed (%s: %s)", type(exc).__name__, exc)
+            workers = 0
+        return {"keys": keys, "here": 0, "elsewhere": keys if workers else 0, "unheld": 0 if workers else keys,
+                "workers": workers}

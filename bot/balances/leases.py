@@ -27,6 +27,9 @@ of the key leases' validity here), ``_closer_until`` (the closer lease's; 0 when
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -42,6 +45,17 @@ MARGIN_SECONDS = 5.0
 HANDOVER_POLL_SECONDS = 1.0
 DRAIN_SECONDS = 60.0  # stop(): how long the reads in progress may take before the leases are released anyway
 ROLES = ("auto", "reader", "follower")
+
+
+def process_identity() -> str:
+    """``host:pid/tag``: who reads (the tag tells two managers of one process apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}/{secrets.token_hex(2)}"
+
+
+def keys_of(config) -> dict[str, str]:
+    """Account id → fingerprint of its API key, for the accounts that read an exchange."""
+    return {a.account_id: a.broker.credentials.api_key.fingerprint() for a in config.accounts()
+            if not a.broker.paper and a.broker.credentials is not None}
 
 
 class _Readable:

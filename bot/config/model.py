@@ -40,6 +40,7 @@ class RateLimit:
 
 
 FETCH_ROLES = ("auto", "reader", "follower")
+FETCH_MODES = ("local", "distributed")
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,21 @@ class FetchSettings:
     the role of the processes that do not fix their own (the in-process manager and ``python -m
     web``): ``auto`` (read the keys no other live process reads, follow the others), ``reader``
     (read every key, taking them over from ``auto`` processes) or ``follower`` (never call an
-    exchange; the CLI follows it too). See `bot.app.truth`."""
+    exchange; the CLI follows it too). See `bot.app.truth`. ``mode`` ``local`` (the processes on
+    the store read) or ``distributed`` (PostgreSQL only: `python -m bot.worker` processes read
+    through the task queue, every other process follows, `bot.distributed`);
+    ``stall_timeout_seconds`` (distributed): a worker silent that long is taken for dead and its
+    reads are given to the others."""
 
     source_address: str | None = None
     max_response_bytes: int = 10 * 1024 * 1024
     role: str = "auto"
+    mode: str = "local"
+    stall_timeout_seconds: float = 30.0
+
+    @property
+    def distributed(self) -> bool:
+        return self.mode == "distributed"
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ NUMBER_RANGES: dict[str, Range] = {
     "rate_limits.*.public_min_interval_seconds": _r(0, 3600, "seconds"),
     "rate_limits.*.weight_per_minute": _r(0, 10 ** 9, "weight per minute", above=True),
     "fetch.max_response_bytes": _r(1024, 2 ** 31, "bytes", whole=True),
+    "fetch.stall_timeout_seconds": _r(1, 3600, "seconds"),
     "metrics.max_user_accounts": _r(0, 1_000_000, whole=True),
     # a paper account's entry in master.json or users/<id>.json
     "brokers.*.balances.*": _r(0, 10 ** 18),

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config.alerts import parse_alert_settings
 from bot.config.fields import Fields, read_json
-from bot.config.files import ABSENT, file_kind
+from bot.config.files import ABSENT, ConfigError, file_kind
 from bot.config.formats import currency_problem, timezone_problem
-from bot.config.model import DEFAULT_PEGS, FETCH_ROLES, FetchSettings, MetricsSettings, RateLimit, Settings, UserConfig
+from bot.config.model import DEFAULT_PEGS, FETCH_MODES, FETCH_ROLES, FetchSettings, MetricsSettings, RateLimit, Settings, UserConfig
 from bot.config.web import parse_web_settings
 from bot.exchanges.catalog import is_exchange_id
 
@@ -18,7 +18,7 @@ SETTINGS_FIELDS = {"base_currency", "cache_ttl_seconds", "database_url", "timezo
                    "first_read_timeout_seconds", "price_pegs", "snapshot_interval_minutes", "retention_days",
                    "metrics", "fetch"}
 KRAKEN_TIERS = ("starter", "intermediate", "pro")
-FETCH_FIELDS = {"source_address", "max_response_bytes", "role"}
+FETCH_FIELDS = {"source_address", "max_response_bytes", "role", "mode", "stall_timeout_seconds"}
 
 
 def parse_settings(path: Path, users: tuple[UserConfig, ...]) -> Settings:
@@ -48,7 +48,7 @@ def parse_settings(path: Path, users: tuple[UserConfig, ...]) -> Settings:
             weight_per_minute=entry.number("weight_per_minute", None),
             tier=tier,
         )
-    return Settings(
+    settings = Settings(
         base_currency=_currency_code(f, "base_currency", "USD"),
         cache_ttl_seconds=f.number("cache_ttl_seconds", 120.0),
         database_url=f.text("database_url"),
@@ -67,10 +67,13 @@ def parse_settings(path: Path, users: tuple[UserConfig, ...]) -> Settings:
         retention_days=f.number("retention_days", 90.0),
         fetch=_fetch(f),
     )
+    check_fetch_mode(path, settings)
+    return settings
 
 
 def _fetch(f: Fields) -> FetchSettings:
-    """``fetch``: {source_address, max_response_bytes, role}."""
+    """``fetch``: {source_address, max_response_bytes, role, mode, stall_timeout_seconds}; the
+    distributed mode needs a PostgreSQL ``database_url`` (`check_fetch_mode`)."""
     fetch = f.obj("fetch")
     fetch.check_known(FETCH_FIELDS)
     address = fetch.text("source_address")
@@ -83,7 +86,24 @@ def _fetch(f: Fields) -> FetchSettings:
     role = fetch.text("role", "auto")
     if role not in FETCH_ROLES:
         raise fetch.error("role", f"must be one of {', '.join(FETCH_ROLES)}, got {role[:40]!r}")
-    return FetchSettings(source_address=address, max_response_bytes=cap, role=role)
+    mode = fetch.text("mode", "local")
+    if mode not in FETCH_MODES:
+        raise fetch.error("mode", f"must be one of {', '.join(FETCH_MODES)}, got {mode[:40]!r}")
+    stall = fetch.number("stall_timeout_seconds", FetchSettings.stall_timeout_seconds)
+    return FetchSettings(source_address=address, max_response_bytes=cap, role=role, mode=mode,
+                         stall_timeout_seconds=stall)
+
+
+def check_fetch_mode(path: Path, settings: Settings) -> None:
+    """The distributed mode's task queue lives in PostgreSQL: another ``database_url`` (or none,
+    the SQLite default) is a ConfigError naming both fields."""
+    if not settings.fetch.distributed:
+        return
+    url = settings.database_url or ""
+    if not url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres"):
+        shown = "none (the SQLite file of the configuration directory)" if not url else repr(url.split(":", 1)[0])
+        raise ConfigError(f"{path}: field 'fetch.mode': distributed mode needs a PostgreSQL database_url "
+                          f"(postgresql+psycopg://...), got {shown}")
 
 
 def _metrics(f: Fields) -> MetricsSettings:

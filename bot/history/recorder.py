@@ -117,6 +117,11 @@ class HistoryRecorder:
     def today(self) -> dt.date:
         return self._now().astimezone(self._zone).date()
 
+    def record(self, state: AccountState, source: str) -> None:
+        """Record a state another process read as if read here (distributed mode: the workers
+        write no history; the monitor records what they read, with the source they read it for)."""
+        self._queue.put((state, source))
+
     def _on_state(self, state: AccountState, previous: AccountState | None, source: str) -> None:
         if source != FOLLOWED:
             self._queue.put((state, source))

@@ -167,6 +167,7 @@ account_states = Table(
     Column("error_class", String(NAME_MAX)),
     Column("reader", String(NAME_MAX), nullable=False),
     Column("read_started_at", UTCDateTime()),  # when the read that produced the state began (reader's clock)
+    Column("source", String(CODE_MAX)),  # why it was read (a snapshot source), NULL when not said
     Column("version", BigInteger(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     CheckConstraint(_in("status", STATE_STATUSES), name="ck_account_states_status"),

@@ -31,19 +31,21 @@ STATES_CHANNEL = "multibalance_states"
 ROUNDS_CHANNEL = "multibalance_rounds"
 OVERLAP = timedelta(seconds=5)
 _COLUMNS = ("owner", "broker", "exchange", "status", "value", "holdings", "unpriced", "fetched_at", "error",
-            "error_class", "reader", "read_started_at", "updated_at")
+            "error_class", "reader", "read_started_at", "source", "updated_at")
 
 
 @dataclass(frozen=True, slots=True)
 class SharedState:
     """One row: the state, who read it, its version, when it was written and when its read began
-    (aware UTC; ``read_started_at`` None when unknown)."""
+    (aware UTC; ``read_started_at`` None when unknown), and why it was read (``source``, a
+    snapshot source, None when the reader did not say)."""
 
     state: AccountState
     reader: str
     version: int
     updated_at: datetime
     read_started_at: datetime | None = None
+    source: str | None = None
 
 
 def database_now(connection: Connection) -> datetime:
@@ -72,7 +74,8 @@ def _instant(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
 
 
-def state_values(state: AccountState, reader: str, now: datetime, read_started: float | None = None) -> dict:
+def state_values(state: AccountState, reader: str, now: datetime, read_started: float | None = None,
+                 source: str | None = None) -> dict:
     """The row of ``state`` (without ``version``); ``read_started`` epoch seconds or None."""
     holdings = {asset: [_text(h.amount), _text(h.price), _text(h.value)] for asset, h in state.holdings.items()}
     return {"account_id": state.account_id, "owner": state.owner, "broker": state.broker,
@@ -80,13 +83,14 @@ def state_values(state: AccountState, reader: str, now: datetime, read_started: 
             "holdings": json.dumps(holdings, separators=(",", ":")),
             "unpriced": json.dumps(list(state.unpriced), separators=(",", ":")),
             "fetched_at": _instant(state.fetched_at), "error": state.error, "error_class": state.error_class,
-            "reader": reader, "read_started_at": _instant(read_started), "updated_at": now}
+            "reader": reader, "read_started_at": _instant(read_started), "source": source, "updated_at": now}
 
 
 def upsert_states(connection: Connection, states: list[AccountState], reader: str,
-                  read_started: dict[str, float] | None = None) -> datetime:
+                  read_started: dict[str, float] | None = None, sources: dict[str, str] | None = None) -> datetime:
     """Write ``states`` (one row each, replaced whole, ``version`` + 1); ``read_started``: account
-    id → when its read began (epoch seconds). Returns the rows' ``updated_at``."""
+    id → when its read began (epoch seconds); ``sources``: account id → why it was read.
+    Returns the rows' ``updated_at``."""
     now = database_now(connection)
     if not states:
         return now
@@ -95,9 +99,9 @@ def upsert_states(connection: Connection, states: list[AccountState], reader: st
     update = {name: insert.excluded[name] for name in _COLUMNS}
     update["version"] = account_states.c.version + 1
     statement = insert.on_conflict_do_update(index_elements=["account_id"], set_=update)
-    started = read_started or {}
-    connection.execute(statement, [{**state_values(s, reader, now, started.get(s.account_id)), "version": 1}
-                                   for s in states])
+    started, why = read_started or {}, sources or {}
+    connection.execute(statement, [{**state_values(s, reader, now, started.get(s.account_id), why.get(s.account_id)),
+                                    "version": 1} for s in states])
     notify(connection, STATES_CHANNEL)
     return now
 
@@ -117,5 +121,14 @@ def load_states(connection: Connection, since: datetime | None = None) -> list[S
     query = select(account_states)
     if since is not None:
         query = query.where(account_states.c.updated_at >= since - OVERLAP)
-    return [SharedState(_state_of(row), row.reader, row.version, row.updated_at, row.read_started_at)
-            for row in connection.execute(query)]
+    return [_shared(row) for row in connection.execute(query)]
+
+
+def load_state(connection: Connection, account_id: str) -> SharedState | None:
+    """The row of one account, or None."""
+    row = connection.execute(select(account_states).where(account_states.c.account_id == account_id)).first()
+    return None if row is None else _shared(row)
+
+
+def _shared(row) -> SharedState:
+    return SharedState(_state_of(row), row.reader, row.version, row.updated_at, row.read_started_at, row.source)

@@ -11,12 +11,13 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from bot.core.state import AccountState
-from bot.store import leases, shared
+from bot.store import fleet, leases, shared
 from bot.store.changes import ChangeFeed
+from bot.store.fleet import KeyTurn
 from bot.store.leases import Claimed, Floors, Lease, RoundRequest
 from bot.store.shared import SharedState
 
-__all__ = ["Claimed", "Floors", "Lease", "RoundRequest", "SharedState", "TruthStore"]
+__all__ = ["Claimed", "Floors", "KeyTurn", "Lease", "RoundRequest", "SharedState", "TruthStore"]
 
 
 class TruthStore:
@@ -51,6 +52,34 @@ class TruthStore:
         """Every shared state, or those written since ``since`` (minus `shared.OVERLAP`)."""
         with self._engine.begin() as connection:
             return shared.load_states(connection, since)
+
+    def state(self, account_id: str) -> SharedState | None:
+        with self._engine.begin() as connection:
+            return shared.load_state(connection, account_id)
+
+    # --- a worker's read (distributed mode, `bot.store.fleet`) ------------------------------------
+
+    def begin_read(self, key_name: str | None, holder: str, account_id: str) -> tuple[KeyTurn, AccountState | None]:
+        """The turn of a read of ``account_id`` with the key ``key_name`` (None: a paper account,
+        no key) and the account's shared state (its previous state), in one transaction."""
+        with self._writer.begin() as connection:
+            if key_name is None:
+                turn = KeyTurn(None, shared.database_now(connection))
+            else:
+                turn = fleet.begin_turn(connection, key_name, holder)
+            row = shared.load_state(connection, account_id)
+            return turn, None if row is None else row.state
+
+    def finish_read(self, state: AccountState | None, reader: str, source: str, turn: KeyTurn,
+                    nonce: int | None = None) -> None:
+        """Write the state a read of ``turn`` produced (its read began at ``turn.started_at``; None:
+        no state, the read was given up) and advance the key's continuation, in one transaction."""
+        with self._writer.begin() as connection:
+            if state is not None:
+                shared.upsert_states(connection, [state], reader, {state.account_id: turn.started_at.timestamp()},
+                                     {state.account_id: source})
+            if turn.name is not None:
+                fleet.end_turn(connection, turn.name, reader, nonce)
 
     # --- leases ---------------------------------------------------------------------------------
 
