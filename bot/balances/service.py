@@ -97,7 +97,8 @@ class BalanceService:
         self._closed = False
         if gate is not None:
             gate.attach(self._registry)
-        self.budget_report(log_over_budget=True)
+        if not settings.fetch.distributed:  # in distributed mode the workers read, each with its own budgets
+            self.budget_report(log_over_budget=True)
 
     # ------------------------------------------------------------------ StateView
 

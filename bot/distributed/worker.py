@@ -48,7 +48,8 @@ log = logging.getLogger("bot.worker")
 
 LEAVE_SECONDS = 1.0       # a pause longer than this: leave the exchange's jobs to the other workers
 SUPERVISE_SECONDS = 0.5   # how often pauses are looked at
-MAX_ATTEMPTS = 20         # times a job is handed back (paused addresses, database errors)
+MAX_ATTEMPTS = 20         # times a job is handed back (paused addresses, database errors) ...
+RETRY_SECONDS = 0.5       # ... each after this long
 
 
 class LeftForOthers(Exception):
@@ -95,7 +96,7 @@ class FleetWorker:
         await asyncio.to_thread(ensure_schema, url)
         self._truth = TruthStore(self._store)
         self._app = make_app(url, max_connections=2 * len(self._queues) + 2)
-        self._app.task(name=READ_TASK, retry=RetryStrategy(max_attempts=MAX_ATTEMPTS,
+        self._app.task(name=READ_TASK, retry=RetryStrategy(max_attempts=MAX_ATTEMPTS, wait=RETRY_SECONDS,
                                                            retry_exceptions={LeftForOthers, DBAPIError}))(self._job)
         try:
             async with self._app.open_async():
@@ -186,7 +187,7 @@ class FleetWorker:
         if fingerprint is not None:
             last_call = None if turn.since_last_call is None else time.time() - turn.since_last_call
             self._registry.continue_key(fingerprint, turn.nonce_floor, last_call)
-        state = await read_account(account, client, previous, self.settings, time.perf_counter())
+        state = await read_account(account, client, previous, self.settings, time.perf_counter(), max_wait=LEAVE_SECONDS)
         nonce = None if fingerprint is None else self._registry.key_floors(fingerprint)[0]
         if state.error_class == "RateLimited" and self._paused(queue):
             await asyncio.to_thread(self._truth.finish_read, None, self.identity, source, turn, nonce)

@@ -88,13 +88,15 @@ def tls_reason(exc: BaseException) -> str | None:
 
 
 async def read_account(account: AccountConfig, client, previous: AccountState | None,
-                       settings: Settings, started: float | None = None) -> AccountState:
+                       settings: Settings, started: float | None = None, max_wait: float | None = -1.0) -> AccountState:
     """Read and value one account; return its new state (see the module docstring). A
-    successful state's ``read_seconds`` counts from ``started`` (``time.perf_counter()``)."""
+    successful state's ``read_seconds`` counts from ``started`` (``time.perf_counter()``).
+    ``max_wait`` (seconds) overrides how long the read may wait on a paused host."""
     attempts = settings.retries + 1
     error, error_class = "unknown error", None
-    known = previous is not None and previous.value is not None
-    max_wait = settings.request_timeout_seconds if known else None
+    if max_wait is not None and max_wait < 0:
+        known = previous is not None and previous.value is not None
+        max_wait = settings.request_timeout_seconds if known else None
     for attempt in range(attempts):
         try:
             amounts, price_of = await client.read(max_wait)

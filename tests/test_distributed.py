@@ -1,0 +1,194 @@
+"""Distributed mode: workers on 127.0.0.2-4 read through the PostgreSQL task queue.
+
+Real parts: ``python -m bot.worker`` processes (``tests.fleet_worker`` where the fakes are
+time-scaled), procrastinate on the machine's PostgreSQL (a throw-away database per test), ccxt's
+real code against the loopback fakes, which count every per-key violation (nonce, spacing,
+overlap) across all the workers, and every 429/418 per address.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.app.manager import MultiAccountBrokerManager
+from bot.config import ConfigError, load_config
+from bot.core.state import Status
+from tests.conftest import broker_on
+from tests.fakes import FakeBinance, FakeKraken
+from tests.fetch_support import auto_broker, binance_key
+from tests.fleet import WorkerProcess, fleet_config, readers_of, wait_until
+from tests.monitor_process import ROOT, MonitorProcess
+from tests.shared_processes import WebProcess, clean_env
+from tests.store_fixtures import throwaway_database
+
+ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+IN_FLIGHT_SECONDS = 0.25  # a call sent before the client saw a 418 arrives within this
+
+
+@pytest.fixture
+def fleet_db(postgres_server_url):
+    with throwaway_database(postgres_server_url) as url:
+        yield url
+
+
+def follower(root) -> MultiAccountBrokerManager:
+    return MultiAccountBrokerManager(load_config(root, environ={}))
+
+
+def query(url: str, sql: str, **params):
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(sql), params).all()
+    finally:
+        engine.dispose()
+
+
+def test_distributed_mode_needs_postgresql(tmp_path):
+    root = fleet_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", {})
+    with pytest.raises(ConfigError, match=r"field 'fetch.mode': distributed mode needs a PostgreSQL database_url"):
+        load_config(root, environ={})
+
+
+def test_a_worker_on_a_local_configuration_is_a_usage_error(tmp_path):
+    (tmp_path / "users").mkdir()
+    (tmp_path / "settings.json").write_text("{}")
+    result = subprocess.run([sys.executable, "-m", "bot.worker", "--config", str(tmp_path)], cwd=ROOT,
+                            env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'settings.json'}: field 'fetch.mode': a worker needs \"distributed\", got 'local'"]
+
+
+def test_three_workers_share_the_rounds_within_every_limit(tmp_path, fleet_db):
+    """90 Binance accounts whose per-address budget binds (600 weight per scaled minute) and 20
+    Kraken accounts on 10 keys (two accounts per key, 0.25 s spacing): two forced rounds by three
+    workers. Every account is read each time, no 429/418, no per-key violation anywhere, and the
+    reads are spread over the three addresses."""
+    scale = 10.0
+    with FakeBinance(enforce_limits=True, time_scale=scale, auto_accounts=True) as binance, \
+            FakeKraken(enforce_limits=True, time_scale=scale, min_interval=0.2) as kraken:
+        binance.limit_rules.weight_limit = 600
+        kraken_keys = [kraken.add_account({"USD": str(10 * (k + 1))}) for k in range(10)]
+        users = {f"b{i}": {"binance": auto_broker(binance, binance_key(i))} for i in range(90)}
+        users.update({f"k{i}": {"kraken": broker_on(kraken, kraken_keys[i // 2])} for i in range(20)})
+        root = fleet_config(tmp_path, fleet_db, users, rate_limits={
+            "binance": {"weight_per_minute": 600}, "kraken": {"min_interval_seconds": 2.5}})
+        workers = [WorkerProcess(root, address, time_scale=scale) for address in ADDRESSES]
+        manager = follower(root)
+        try:
+            rounds = [manager.refresh(), manager.refresh()]
+            readers = readers_of(fleet_db)
+        finally:
+            manager.close()
+            for worker in workers:
+                assert worker.stop() == 0, worker.log
+        for states in rounds:
+            assert len(states) == 110 and all(s.status is Status.OK for s in states), \
+                [(s.account_id, s.error) for s in states if s.status is not Status.OK]
+            values = {s.account_id: s.value for s in states}
+            assert {values[f"k{i}:kraken"] for i in (0, 1)} == {Decimal("10")}
+            assert values["k19:kraken"] == Decimal("100")
+        for fake in (binance, kraken):
+            assert fake.throttled == 0 and fake.banned == 0, fake.limit_stats()["by_reason"]
+            assert fake.violations == {name: 0 for name in fake.violations}, fake.violations
+        by_ip = binance.limit_stats()["by_ip"]
+        assert set(by_ip) == set(ADDRESSES) and all(by_ip[ip]["accepted"] > 0 for ip in ADDRESSES)
+        assert set(readers.values()) == {w.identity for w in workers}
+        for creds in kraken_keys:  # 2 accounts x 2 rounds per key, spaced fleet-wide
+            assert len(kraken.private_calls(creds["api_key"])) == 4
+        floors = query(fleet_db, "SELECT nonce_floor FROM key_leases WHERE name LIKE 'key:%' AND nonce_floor IS NOT NULL")
+        assert len(floors) >= 10  # the Kraken keys' nonces are carried by the database
+
+
+def test_a_worker_killed_mid_read_loses_nothing(tmp_path, fleet_db):
+    """SIGKILL the worker at 127.0.0.2 while its read waits at the exchange: after the stall
+    timeout its job goes to another worker; the forced round completes, and no key was ever read
+    twice at once (the fake counts overlaps)."""
+    with FakeKraken(latency=0.4, enforce_limits=True) as kraken:
+        creds = [kraken.add_account({"USD": str(i + 1)}) for i in range(12)]
+        root = fleet_config(tmp_path, fleet_db, {f"u{i}": {"kraken": broker_on(kraken, c)} for i, c in enumerate(creds)})
+        workers = [WorkerProcess(root, address, concurrency=2) for address in ADDRESSES]
+        manager = follower(root)
+        try:
+            result: dict = {}
+            refresher = threading.Thread(target=lambda: result.update(states=manager.refresh()))
+            refresher.start()
+            victim = workers[0]
+            started = wait_until(lambda: [e.api_key for e in kraken.ip_log(victim.address) if e.kind == "private"],
+                                 30, "a private call from the victim")
+            victim.proc.kill()
+            victim.proc.wait(timeout=10)
+            refresher.join(timeout=90)
+            assert not refresher.is_alive()
+            readers = readers_of(fleet_db)
+        finally:
+            manager.close()
+            for worker in workers[1:]:
+                assert worker.stop() == 0, worker.log
+        states = result["states"]
+        assert [s.status for s in states] == [Status.OK] * 12, [(s.account_id, s.error) for s in states]
+        assert {s.account_id: s.value for s in states} == {f"u{i}:kraken": Decimal(i + 1) for i in range(12)}
+        assert kraken.violations["overlap"] == 0 and kraken.violations["nonce"] == 0
+        interrupted = next(i for i, c in enumerate(creds) if c["api_key"] == started[0])
+        assert readers[f"u{interrupted}:kraken"] in {w.identity for w in workers[1:]}  # read again elsewhere
+
+
+def test_a_paused_address_leaves_its_reads_to_the_other_workers(tmp_path, fleet_db):
+    """The first Binance call gets a 418 ban (12 s at this scale): that worker stops taking
+    Binance jobs, the job goes back to the queue, the others read every account at once, and the
+    banned address sends nothing until its Retry-After ends."""
+    scale = 10.0
+    with FakeBinance(enforce_limits=True, time_scale=scale, auto_accounts=True) as binance:
+        binance.inject("http_418")
+        root = fleet_config(tmp_path, fleet_db, {f"b{i}": {"binance": auto_broker(binance, binance_key(i))}
+                                                 for i in range(30)}, first_read_timeout_seconds=10)
+        workers = [WorkerProcess(root, address, time_scale=scale) for address in ADDRESSES]
+        manager = follower(root)
+        try:
+            states = manager.refresh()
+        finally:
+            manager.close()
+            for worker in workers:
+                assert worker.stop() == 0, worker.log
+        assert all(s.status is Status.OK for s in states), [(s.account_id, s.error) for s in states]
+        [ban] = binance.retry_afters()
+        # calls already on their way when the 418 was answered cannot be recalled; none after that
+        late = [e for e in binance.ip_log(ban.ip) if ban.issued + IN_FLIGHT_SECONDS < e.time < ban.until]
+        assert late == []
+        banned = [w for w in workers if "leaving its reads to the other workers" in w.log]
+        assert [w.address for w in banned] == [ban.ip]
+
+
+def test_monitor_schedules_the_workers_read_and_web_follows(tmp_path, fleet_db):
+    """``python -m bot.monitor`` (it reads nothing) queues the rounds, one ``python -m bot.worker``
+    reads them, the monitor records their history and reports the worker on /healthz, and
+    ``python -m web``'s POST /api/refresh waits for the workers' fresh reads."""
+    with FakeKraken(enforce_limits=True) as kraken:
+        creds = [kraken.add_account({"USD": str(100 * (i + 1))}) for i in range(3)]
+        root = fleet_config(tmp_path, fleet_db, {f"u{i}": {"kraken": broker_on(kraken, c)} for i, c in enumerate(creds)},
+                            cache_ttl_seconds=2.0)
+        with MonitorProcess(root) as monitor, WorkerProcess(root, "127.0.0.2") as worker, WebProcess(root) as web:
+            wait_until(lambda: len(query(fleet_db, "SELECT 1 FROM snapshots")) >= 3, 30, "the monitor's snapshots")
+            status, health = monitor.get("/healthz")
+            before = len(kraken.private_calls())
+            kraken.set_balance(creds[0]["api_key"], "USD", "150")
+            code, body = web.request("/api/refresh", method="POST")
+            values = web.values()
+            assert worker.stop() == 0, worker.log
+            assert monitor.stop() == 0, monitor.log
+            assert web.stop() == 0, web.log
+        assert status == 200, health
+        assert b'"workers": 1' in health and b'"unheld": 0' in health
+        assert code == 200, body
+        assert values == {"u0": Decimal("150"), "u1": Decimal("200"), "u2": Decimal("300")}
+        assert len(kraken.private_calls()) > before
+        sources = {row[0] for row in query(fleet_db, "SELECT source FROM snapshots")}
+        assert sources <= {"initial_connection", "scheduled_sync", "manual_sync", "account_sync"}
+        assert "initial_connection" in sources
+        assert {e.ip for e in kraken.ip_log()} == {"127.0.0.2"}  # neither the monitor nor the web called it
