@@ -1,7 +1,8 @@
 """Distributed-mode test helpers: worker processes and a fleet configuration.
 
 `WorkerProcess(config_dir, address)` runs ``python -m bot.worker --config DIR --source-address
-ADDRESS`` (with ``time_scale`` other than 1: ``python -m tests.fleet_worker``, the same entry
+ADDRESS`` (``clock_offset``, e.g. ``"-30s"``: with Debian's libfaketime, a host whose clock is
+wrong, preloaded into the worker itself so that signals reach it; with ``time_scale`` other than 1: ``python -m tests.fleet_worker``, the same entry
 point with the exchanges' durations divided, for time-scaled fakes), waits for its "reading ...
 accounts" line and collects stderr on a thread (``_lock`` guards ``_lines``). ``identity`` is
 the worker's reader name in ``account_states``.
@@ -40,18 +41,27 @@ def fleet_config(root: Path, database_url: str, users: dict[str, dict], stall: f
     return root
 
 
+def faketime_library() -> str | None:
+    """Debian's libfaketime (package faketime), preloaded into a worker to shift its clock."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))
+    return str(found[0]) if found else None
+
+
 class WorkerProcess:
     def __init__(self, config_dir, address: str, concurrency: int = 4, time_scale: float = 1.0,
-                 start_timeout: float = 60.0):
+                 start_timeout: float = 60.0, clock_offset: str | None = None):
         self.address = address
         self._lock = threading.Lock()
         self._lines: list[str] = []
         self._new: queue.Queue = queue.Queue()
         module = ["bot.worker"] if time_scale == 1 else ["tests.fleet_worker", "--time-scale", str(time_scale)]
+        env = clean_env()
+        if clock_offset is not None:  # Debian's libfaketime: this worker's wall clock is off by that much
+            env.update(LD_PRELOAD=faketime_library(), FAKETIME=clock_offset, FAKETIME_DONT_FAKE_MONOTONIC="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", *module, "--config", str(config_dir), "--source-address", address,
              "--concurrency", str(concurrency)],
-            cwd=ROOT, env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True)
         threading.Thread(target=self._read, daemon=True).start()
         self.identity = self._await_ready(start_timeout)

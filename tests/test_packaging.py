@@ -46,7 +46,8 @@ def test_the_lock_pins_every_declared_dependency():
 def test_the_compose_file_names_real_services_and_commands():
     compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"postgres", "monitor", "web"} <= set(services)
+    assert {"postgres", "monitor", "web", "worker-1", "worker-2", "worker-3"} <= set(services)
+    assert all(services[f"worker-{n}"]["command"][0] == "multibalance-worker" for n in (1, 2, 3))
     scripts = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"])
     for name, service in services.items():
         assert "image" in service or "build" in service, name

@@ -23,7 +23,9 @@ a 418 ban) right now (`BalanceService.budget_report`). It never changes the stat
 
 ``readers`` (present when the process shares the store's truth and the configuration has API
 keys, `bot.app.truth`): of the configuration's API keys, how many this process reads (holds the
-lease of), how many another live process reads, and how many no live process reads.
+lease of), how many another live process reads, and how many no live process reads. In
+distributed mode it adds ``queue_workers`` (live workers of the task queue, one per exchange
+queue of each worker process): the keys are read elsewhere while there is one, else unheld.
 
 200 with "ok"; 503 with "degraded" when the store does not answer a trivial query, when the
 server expects its scheduler (``scheduler_expected``: the monitor always, the web app when it

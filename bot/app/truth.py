@@ -197,14 +197,14 @@ class SharedTruth:
 
     def readers(self) -> dict:
         """The `LeaseKeeper.readers` counts (for /healthz); in distributed mode the keys are read
-        "elsewhere" while a worker is live (``workers``: how many), else "unheld"."""
+        "elsewhere" while a worker is live (``queue_workers``: how many queue workers), else "unheld"."""
         if self.fleet is None:
             return self.keeper.readers()
         keys = len(set(keys_of(self._service.config).values()))
         try:
-            workers = self.fleet.workers() or 0
+            workers = self.fleet.queue_workers() or 0
         except Exception as exc:
             log.warning("health: counting the workers failed (%s: %s)", type(exc).__name__, exc)
             workers = 0
         return {"keys": keys, "here": 0, "elsewhere": keys if workers else 0, "unheld": 0 if workers else keys,
-                "workers": workers}
+                "queue_workers": workers}

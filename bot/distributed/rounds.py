@@ -14,7 +14,7 @@ exchange. `refresh(force, source, owner)` is the manager's refresh:
   shared state is older than the TTL, or that have none.
 
 `recover_stalled` gives the jobs of dead workers back (`start_recovery`: periodically, in the
-monitor, as every worker does too). `workers()` counts the live workers (for /healthz).
+monitor, as every worker does too). `queue_workers()` counts the live queue workers (for /healthz).
 
 The queue's connections live on this object's own asyncio loop thread (``_loop``), opened on
 first use; callers block on a `concurrent.futures.Future` (no sleep). ``_open_lock`` guards the
@@ -142,8 +142,9 @@ class FleetRounds:
 
     # ------------------------------------------------------------------ health
 
-    def workers(self) -> int | None:
-        """Live workers (a heartbeat within the stall timeout); None when the queue has no schema yet."""
+    def queue_workers(self) -> int | None:
+        """Live queue workers (a heartbeat within the stall timeout; a worker process runs one per
+        exchange queue it reads); None when the queue has no schema yet."""
         engine = self._truth.store.engines()[0]
         with engine.connect() as connection:
             if connection.execute(text("SELECT to_regclass('procrastinate_workers')")).scalar() is None:

@@ -104,6 +104,13 @@ class AddressBudget:
                 return
             # paused while waiting for the slot: the slot is given up, wait for the pause first
 
+    async def before_send(self, max_wait: float | None) -> None:
+        """A call whose slot was given is about to leave: a pause that began since (another call's
+        429 / 418 answered meanwhile) is waited out first, or `RateLimited` if longer than
+        ``max_wait``, so that nothing is sent during a pause."""
+        if self.paused_until > self._clock():
+            await self._wait_pause(max_wait)
+
     def _count_sent(self, at: float, weight: float) -> None:
         index = math.floor(at / self.limits.window_seconds)
         self._sent[index] = self._sent.get(index, 0.0) + weight

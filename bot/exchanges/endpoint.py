@@ -170,6 +170,7 @@ class ExchangeEndpoint:
                 if status < 400:
                     bound.lane.succeeded()
 
+            await budget.before_send(bound.max_wait)  # signing and the loop may have taken a while
             return await bounded_fetch(exchange, self.session(), url, method, headers, body,
                                        self._timeout, self._max_bytes, observe)
 

@@ -92,6 +92,7 @@ def bench_d() -> None:
 MODULE_BENCHES = ("store", "alerts", "metrics", "web")
 MODULE_BENCHES += ("history",)  # incremental daily close, writer lag, midnight close, 90-day query
 MODULE_BENCHES += ("pages",)    # summaries; /api/users and /users open-loop while rounds run
+MODULE_BENCHES += ("fleet",)    # distributed mode: a round by one vs three workers
 
 
 def main(argv: list[str]) -> int:
