@@ -23,7 +23,7 @@ from tests.fakes import FakeBinance, FakeKraken
 from tests.fetch_support import auto_broker, binance_key
 from tests.fleet import WorkerProcess, faketime_library, fleet_config, readers_of, wait_until
 from tests.monitor_process import ROOT, MonitorProcess
-from tests.shared_processes import WebProcess, clean_env
+from tests.shared_processes import WebProcess, clean_env, cli_values, run_cli
 from tests.store_fixtures import throwaway_database
 
 ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
@@ -199,7 +199,7 @@ def test_a_paused_address_leaves_its_reads_to_the_other_workers(tmp_path, fleet_
 def test_monitor_schedules_the_workers_read_and_web_follows(tmp_path, fleet_db):
     """``python -m bot.monitor`` (it reads nothing) queues the rounds, one ``python -m bot.worker``
     reads them, the monitor records their history and reports the worker on /healthz, and
-    ``python -m web``'s POST /api/refresh waits for the workers' fresh reads."""
+    ``python -m web``'s POST /api/refresh and the CLI's --refresh wait for the workers' reads."""
     with FakeKraken(enforce_limits=True) as kraken:
         creds = [kraken.add_account({"USD": str(100 * (i + 1))}) for i in range(3)]
         root = fleet_config(tmp_path, fleet_db, {f"u{i}": {"kraken": broker_on(kraken, c)} for i, c in enumerate(creds)},
@@ -211,6 +211,7 @@ def test_monitor_schedules_the_workers_read_and_web_follows(tmp_path, fleet_db):
             kraken.set_balance(creds[0]["api_key"], "USD", "150")
             code, body = web.request("/api/refresh", method="POST")
             values = web.values()
+            cli = run_cli(root, "--json", "--refresh")
             assert worker.stop() == 0, worker.log
             assert monitor.stop() == 0, monitor.log
             assert web.stop() == 0, web.log
@@ -218,6 +219,8 @@ def test_monitor_schedules_the_workers_read_and_web_follows(tmp_path, fleet_db):
         assert b'"queue_workers": 1' in health and b'"unheld": 0' in health
         assert code == 200, body
         assert values == {"u0": Decimal("150"), "u1": Decimal("200"), "u2": Decimal("300")}
+        assert cli.returncode == 0, cli.stderr
+        assert cli_values(cli) == values  # the CLI follows too, its --refresh queued for the worker
         assert len(kraken.private_calls()) > before
         sources = {row[0] for row in query(fleet_db, "SELECT source FROM snapshots")}
         assert sources <= {"initial_connection", "scheduled_sync", "manual_sync", "account_sync"}

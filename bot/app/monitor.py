@@ -9,6 +9,10 @@ serves ``GET /metrics`` and ``GET /healthz`` (`bot.app.ops`: the same bodies as 
 /healthz is 503 until the scheduler runs) on HOST:N (default 127.0.0.1:9478; port 0 picks a free
 port; the address is logged). Logs go to stderr at INFO.
 
+In distributed mode (``fetch.mode``, `bot.distributed`) it reads nothing: each round is a job
+per account for the workers (``python -m bot.worker``), it gives the jobs of dead workers back
+to the queue, and it records the history of what the workers read.
+
 SIGTERM or SIGINT stops it cleanly: the metrics server, the scheduler (a refresh in progress
 finishes), the monitoring system (queued alerts delivered), then the manager (history still
 queued is written); exit status 0. A configuration error, or an address that cannot be bound,

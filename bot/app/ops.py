@@ -72,9 +72,10 @@ def healthz(manager, scheduler_expected: bool) -> OpsResponse:
 
 def budget_concerns(manager) -> dict:
     """The exchanges of ``manager.service.budget_report()`` whose round exceeds the TTL or whose
-    host is paused now (see the module docstring); {} when none."""
+    host is paused now (see the module docstring); {} when none, and in distributed mode (the
+    workers read, each within its own address's budgets)."""
     service = getattr(manager, "service", None)
-    if service is None or not hasattr(service, "budget_report"):
+    if service is None or not hasattr(service, "budget_report") or service.settings.fetch.distributed:
         return {}
     now, concerns = time.time(), {}
     for exchange, entry in service.budget_report().items():
