@@ -24,7 +24,7 @@ from bot.store import BalanceStore, default_database_url
 from bot.store.leases import KEY_PREFIX
 from bot.store.truth import TruthStore
 from tests.fakes import FakeKraken
-from tests.monitor_process import MonitorProcess, value_of
+from tests.monitor_process import MonitorProcess, value_of, wait_until
 from tests.shared_processes import USERS, WebProcess, cli_values, run_cli, shared_config
 from tests.store_fixtures import throwaway_database
 
@@ -59,16 +59,6 @@ def all_up(samples) -> bool:
 
 def monitor_values(samples) -> dict:
     return {u: D(str(value_of(samples, "multibalance_account_value", owner=u, broker="kraken"))) for u in USERS}
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.02)  # polling a deadline, not synchronising
 
 
 def run_deployment(config, kraken, database_url, seconds: float) -> None:

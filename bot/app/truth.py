@@ -142,7 +142,7 @@ class SharedTruth:
         asked = []
         if source == FORCED or not force:
             asked = [i for i in ids if keeper.gated(i) and not keeper.holds(i) and keeper.live_elsewhere(i)
-                     and (source == FORCED or self._outdated(i))]
+                     and (source == FORCED or self.shared.outdated(i, self._settings.cache_ttl_seconds))]
         request = self._truth.request_round(self.identity, owner) if asked else None
         states = service.refresh(force=force, source=source, owner=owner)
         if request is None:
@@ -151,11 +151,6 @@ class SharedTruth:
             log.info("forced round: %d followed accounts not rewritten within %g s", len(asked),
                      self._settings.first_read_timeout_seconds)
         return service.states(tuple(ids), source=ON_DEMAND)
-
-    def _outdated(self, account_id: str) -> bool:
-        row = self.shared.row(account_id)
-        age = None if row is None else row.state.age_seconds()
-        return age is None or age >= self._settings.cache_ttl_seconds
 
     def _rounds_requested(self, requests: list[RoundRequest]) -> None:
         asked = [r for r in requests if r.requested_by != self.identity]

@@ -82,6 +82,12 @@ class SharedStates:
         with self._lock:
             return self._rows.get(account_id)
 
+    def outdated(self, account_id: str, ttl_seconds: float) -> bool:
+        """Whether the account has no shared state, or one at least ``ttl_seconds`` old."""
+        row = self.row(account_id)
+        age = None if row is None else row.state.age_seconds()
+        return age is None or age >= ttl_seconds
+
     def wait_read_since(self, account_ids: Iterable[str], since: datetime, timeout: float) -> bool:
         """Wait until every one of ``account_ids`` has a state whose read began at or after
         ``since``, at most ``timeout`` seconds; True if they all have."""

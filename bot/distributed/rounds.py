@@ -124,7 +124,7 @@ class FleetRounds:
             log.info("round: %d reads queued (%d already waiting)", deferred, waiting)
             return service.current_states()
         if not force:
-            wanted = [i for i in wanted if self._outdated(i)]
+            wanted = [i for i in wanted if self._shared.outdated(i, self._settings.cache_ttl_seconds)]
         if not wanted:
             return service.states(tuple(ids), source=ON_DEMAND)
         since = self._truth.now()
@@ -134,11 +134,6 @@ class FleetRounds:
             log.info("refresh: %d accounts not read by the workers within %g s", len(wanted),
                      self._settings.first_read_timeout_seconds)
         return service.states(tuple(ids), source=ON_DEMAND)
-
-    def _outdated(self, account_id: str) -> bool:
-        row = self._shared.row(account_id)
-        age = None if row is None else row.state.age_seconds()
-        return age is None or age >= self._settings.cache_ttl_seconds
 
     # ------------------------------------------------------------------ health
 
