@@ -55,14 +55,18 @@ def test_distributed_mode_needs_postgresql(tmp_path):
         load_config(root, environ={})
 
 
-def test_a_worker_on_a_local_configuration_is_a_usage_error(tmp_path):
+@pytest.mark.parametrize("extra, message", [
+    ((), "{settings}: field 'fetch.mode': a worker needs \"distributed\", got 'local'"),
+    (("--concurrency", "0"), "argument --concurrency: must be 1 to 256, got 0"),
+    (("--source-address", "here"), "--source-address: not an IP address: 'here'"),
+])
+def test_worker_usage_and_configuration_errors_are_one_line(tmp_path, extra, message):
     (tmp_path / "users").mkdir()
     (tmp_path / "settings.json").write_text("{}")
-    result = subprocess.run([sys.executable, "-m", "bot.worker", "--config", str(tmp_path)], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "bot.worker", "--config", str(tmp_path), *extra], cwd=ROOT,
                             env=clean_env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        f"error: {tmp_path / 'settings.json'}: field 'fetch.mode': a worker needs \"distributed\", got 'local'"]
+    assert result.stderr.strip().splitlines() == ["error: " + message.format(settings=tmp_path / "settings.json")]
 
 
 def test_three_workers_share_the_rounds_within_every_limit(tmp_path, fleet_db):
