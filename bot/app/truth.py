@@ -39,7 +39,6 @@ from bot.balances.publisher import StatePublisher
 from bot.balances.service import ServiceClosed
 from bot.balances.shared import SharedStates
 from bot.core.sources import FORCED, ON_DEMAND
-from bot.distributed.rounds import FleetRounds
 from bot.store.truth import RoundRequest, SharedState, TruthStore
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,10 @@ class SharedTruth:
         self.keeper = LeaseKeeper(self._truth, self.identity, "follower" if distributed else role,
                                   gated_accounts(config), closer="once", **lease_timing)
         self.shared = SharedStates(self._truth, config)
-        self.fleet = FleetRounds(config, self._truth, self.shared) if distributed else None
+        self.fleet = None
+        if distributed:  # imported only here: local processes never load the task queue
+            from bot.distributed.rounds import FleetRounds
+            self.fleet = FleetRounds(config, self._truth, self.shared)
         self._publisher = StatePublisher(self._truth, self.identity, self.keeper.floors)
         self._service = None
         self._rounds_lock = threading.Condition()
