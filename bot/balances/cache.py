@@ -1,4 +1,4 @@
-"""Account states with freshness (a cachetools TTL cache) and single-flight reads.
+"""Account states with freshness (a TTL per entry) and single-flight reads.
 
 An account is *fresh* while its last read (successful or not) is younger than the TTL; after
 that its last state is still served while one read refreshes it. `claim` hands out at most one
@@ -6,20 +6,30 @@ read per account at a time: concurrent callers of a cold or expiring account sha
 `Flight`, so they cause one exchange call, not many. `wait(flights, timeout)` blocks a caller
 until every flight it names has ended (one wake-up, whatever their number).
 
-``_lock`` guards ``_pinned`` (states that are never read), ``_fresh`` (TTLCache: account id →
-state read within the TTL), ``_latest`` (account id → last state, kept forever), ``_inflight``
-(account id → `Flight` of the read in progress) and every flight's ``state`` and ``rounds``.
-Nothing slow happens while it is held; waiting happens on a `threading.Event` outside it.
+Readers take no lock. ``_entries`` (account id -> ``(state, fresh_until)``, an immutable pair) is
+only ever changed by replacing one key's pair (a single dict assignment, atomic under the
+interpreter lock), so `fresh`, `latest`, `latest_of` and `states` read it as it is: a reader
+sees each account's previous pair or its new one, never half of one. ``fresh_until`` is the
+timer's time plus the TTL at the read's completion (``inf`` for pinned states, ``-inf`` for a
+state adopted as not fresh). ``hits`` and ``misses`` are counted by readers without a lock (an
+increment may be lost when two threads count at the very same moment: a metric, not a tally).
+
+``_lock`` serialises the writers: it guards ``_inflight`` (account id → `Flight` of the read in
+progress), every flight's ``state`` and ``rounds``, and the replacement of ``_entries`` pairs
+(so that a completion and its flight's end are one step for `claim`). Nothing slow happens
+while it is held; waiting happens on a `threading.Event` outside it.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Callable, Iterable, Sequence
 
-from cachetools import TTLCache
-
 from bot.core.state import AccountState
+
+_NEVER = -math.inf
+_ALWAYS = math.inf
 
 
 class Flight:
@@ -49,43 +59,42 @@ class _Round:
 
 
 class BalanceCache:
-    def __init__(self, ttl_seconds: float, maxsize: int = 1_000_000, timer=time.monotonic):
+    def __init__(self, ttl_seconds: float, timer=time.monotonic):
         self._lock = threading.Lock()
-        self._fresh: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl_seconds, timer=timer)
-        self._latest: dict[str, AccountState] = {}
+        self._ttl = ttl_seconds
+        self._timer = timer
+        self._entries: dict[str, tuple[AccountState, float]] = {}
         self._inflight: dict[str, Flight] = {}
-        self._pinned: dict[str, AccountState] = {}
         self.hits = 0
         self.misses = 0
 
     def pin(self, state: AccountState) -> None:
         """Store a state that never needs reading (an account with no credentials)."""
         with self._lock:
-            self._latest[state.account_id] = state
-            self._pinned[state.account_id] = state
+            self._entries[state.account_id] = (state, _ALWAYS)
 
     def fresh(self, account_ids: Sequence[str]) -> list[AccountState] | None:
-        """The states if every account is fresh (or pinned), else None. The hot path."""
-        with self._lock:
-            get = self._fresh.get
-            states = []
-            for account_id in account_ids:
-                state = get(account_id) or self._pinned.get(account_id)
-                if state is None:
-                    self.misses += 1
-                    return None
-                states.append(state)
-            self.hits += 1
-            return states
+        """The states if every account is fresh (or pinned), else None. The hot path: no lock."""
+        now = self._timer()
+        get = self._entries.get
+        states = []
+        for account_id in account_ids:
+            entry = get(account_id)
+            if entry is None or entry[1] <= now:
+                self.misses += 1
+                return None
+            states.append(entry[0])
+        self.hits += 1
+        return states
 
     def latest(self, account_id: str) -> AccountState | None:
-        with self._lock:
-            return self._latest.get(account_id)
+        entry = self._entries.get(account_id)
+        return None if entry is None else entry[0]
 
     def latest_of(self, account_ids: Iterable[str]) -> dict[str, AccountState | None]:
-        """The last state of each account (None if never read), under one lock."""
-        with self._lock:
-            return {account_id: self._latest.get(account_id) for account_id in account_ids}
+        """The last state of each account (None if never read)."""
+        get = self._entries.get
+        return {account_id: (entry := get(account_id)) and entry[0] for account_id in account_ids}
 
     def claim(self, account_ids: Iterable[str], readable: set[str], force: bool
               ) -> tuple[list[tuple[str, Flight]], dict[str, Flight]]:
@@ -95,26 +104,26 @@ class BalanceCache:
         read joins that read; otherwise it is read if ``force`` or if it is not fresh. The reads
         to start come in priority order: never read first, then the oldest ``fetched_at``."""
         started, waits = [], {}
+        entries = self._entries
         with self._lock:
+            now = self._timer()
             for account_id in account_ids:
                 if account_id not in readable:
                     continue
                 flight = self._inflight.get(account_id)
                 if flight is None:
-                    if not force and account_id in self._fresh:
+                    if not force and (entry := entries.get(account_id)) is not None and entry[1] > now:
                         continue
                     flight = self._inflight[account_id] = Flight()
                     started.append((account_id, flight))
                 waits[account_id] = flight
-            latest = self._latest
-            started.sort(key=lambda item: _age_key(latest.get(item[0])))
+        started.sort(key=lambda item: _age_key(self.latest(item[0])))
         return started, waits
 
     def complete(self, state: AccountState) -> None:
         """Record the result of a read and end its flight (its waiters are woken)."""
         with self._lock:
-            self._latest[state.account_id] = state
-            self._fresh[state.account_id] = state
+            self._entries[state.account_id] = (state, self._timer() + self._ttl)
             flight = self._inflight.pop(state.account_id, None)
             woken = self._end_locked(flight, state) if flight is not None else ()
         for event in woken:
@@ -124,13 +133,9 @@ class BalanceCache:
         """Store a state read by another process (its flights, if any, are left alone): the latest
         state, and a fresh one if ``fresh``. Returns the state it replaces."""
         with self._lock:
-            previous = self._latest.get(state.account_id)
-            self._latest[state.account_id] = state
-            if fresh:
-                self._fresh[state.account_id] = state
-            else:
-                self._fresh.pop(state.account_id, None)
-            return previous
+            previous = self._entries.get(state.account_id)
+            self._entries[state.account_id] = (state, self._timer() + self._ttl if fresh else _NEVER)
+            return None if previous is None else previous[0]
 
     @staticmethod
     def _end_locked(flight: Flight, state: AccountState) -> list:
@@ -174,13 +179,11 @@ class BalanceCache:
 
     def stats(self) -> tuple[int, int]:
         """(hits, misses) of `fresh` since the cache was made."""
-        with self._lock:
-            return self.hits, self.misses
+        return self.hits, self.misses
 
     def states(self) -> dict[str, AccountState]:
         """The latest state of every account ever stored."""
-        with self._lock:
-            return dict(self._latest)
+        return {account_id: entry[0] for account_id, entry in self._entries.copy().items()}
 
 
 def _age_key(state: AccountState | None) -> tuple:

@@ -1,8 +1,8 @@
 """The balance service: every account's state, fresh within the TTL, read through `bot.exchanges`.
 
 `BalanceService(config)` owns the exchange clients, the cache and the fetch loop (`FetchLoop`:
-every read is a task on one asyncio loop in its own thread; the exchanges' lanes and budgets pace
-them, `bot.exchanges`). The API is synchronous and thread-safe: a caller waits only for an
+every read runs on one asyncio loop in its own thread, taken from a per-host queue by at most
+``_window`` worker tasks; the exchanges' lanes and budgets pace them, `bot.exchanges`). The API is synchronous and thread-safe: a caller waits only for an
 account that was never read (or for an explicit `refresh`), at most
 ``first_read_timeout_seconds`` in all; an account whose cached state expired is served from its
 last state while one background read refreshes it (single flight: concurrent callers of one
@@ -15,11 +15,12 @@ pauses, throttling). With a ``gate`` (`bot.balances.leases`: one reader per key 
 processes) an account is read only while ``gate.may_read`` allows it; the states other
 processes read come in through `adopt`.
 
-Locks: ``_listeners_lock`` guards ``_listeners`` (a tuple replaced on change, so a read's
-notification iterates a snapshot without holding the lock) and ``_closed``. The cache has its
-own lock (`BalanceCache`). ``_tasks``, ``_pending`` (reads not started yet, per host budget) and
-``_running`` (reads started, per host) are loop-only (touched only on the fetch loop's thread).
-Everything else is immutable after construction.
+Locks: ``_listeners_lock`` serialises the changes of ``_listeners`` (a tuple, replaced on change,
+so a read's notification iterates a snapshot without taking the lock) and guards ``_closed``.
+The cache has its own lock (`BalanceCache`: writers only; readers of cached states take none).
+``_tasks`` (the workers), ``_pending`` (reads not started yet, per host budget) and ``_workers``
+(workers running, per host) are loop-only (touched only on the fetch loop's thread). Everything
+else is immutable after construction.
 """
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ import logging
 import threading
 import time
 from collections import deque
-from functools import partial
 from dataclasses import replace
 from decimal import Decimal
 from typing import Callable
@@ -65,7 +65,7 @@ class BalanceService:
         settings = self.settings = config.settings
         self._registry = ExchangeRegistry(settings, time_scale=time_scale)
         self._accounts: dict[str, AccountConfig] = {a.account_id: a for a in config.accounts()}
-        self._cache = BalanceCache(settings.cache_ttl_seconds, maxsize=max(16, 2 * len(self._accounts)), timer=clock)
+        self._cache = BalanceCache(settings.cache_ttl_seconds, timer=clock)
         self._clients = {}
         for account_id, account in self._accounts.items():
             client = build_client(account, self._registry, settings.base_currency)
@@ -90,7 +90,7 @@ class BalanceService:
         self._window = max(64, 4 * settings.max_workers)
         self._tasks: set[asyncio.Task] = set()
         self._pending: dict[object, deque] = {}
-        self._running: dict[object, int] = {}
+        self._workers: dict[object, int] = {}
         self._report_logged: set[str] = set()
         self._listeners_lock = threading.Lock()
         self._listeners: tuple[StateListener, ...] = ()
@@ -137,9 +137,7 @@ class BalanceService:
         self._notify(state, self._cache.adopt(state, fresh), FOLLOWED)
 
     def _notify(self, state: AccountState, previous: AccountState | None, source: str) -> None:
-        with self._listeners_lock:
-            listeners = self._listeners
-        for listener in listeners:
+        for listener in self._listeners:  # a tuple, replaced on change: this iterates one snapshot
             try:
                 listener(state, previous, source)
             except Exception:
@@ -170,35 +168,42 @@ class BalanceService:
         self._notify(state, previous, source)
 
     def _start_reads(self, started: list[tuple[str, Flight]], source: str) -> None:
-        """On the loop: queue the reads per host in the order given; `_fill` starts them."""
+        """On the loop: queue the reads per host in the order given; `_spawn` starts workers."""
         hosts = set()
         for account_id, flight in started:
             host = self._host_of.get(account_id)
             self._pending.setdefault(host, deque()).append((account_id, flight, source))
             hosts.add(host)
         for host in hosts:
-            self._fill(host)
+            self._spawn(host)
 
-    def _fill(self, host) -> None:
-        """Start queued reads of ``host`` while fewer than ``_window`` of its reads are started
-        (a task each; the lanes and budgets pace them): memory stays bounded at any account count."""
+    def _spawn(self, host) -> None:
+        """Start workers for the queued reads of ``host`` while fewer than ``_window`` of them run
+        (each reads queued accounts one after another; the lanes and budgets pace them): memory
+        stays bounded at any account count, and a read costs no task of its own."""
         queue = self._pending.get(host)
         if not queue or self._closed:
             return
         loop = asyncio.get_running_loop()
-        running = self._running.get(host, 0)
-        while queue and running < self._window:
-            account_id, flight, source = queue.popleft()
-            running += 1
-            task = loop.create_task(self._read_one(account_id, flight, source))
+        running = self._workers.get(host, 0)
+        wanted = min(self._window, running + len(queue))
+        for _ in range(wanted - running):
+            task = loop.create_task(self._work(host, queue))
             self._tasks.add(task)
-            task.add_done_callback(partial(self._read_done, host))
-        self._running[host] = running
+            task.add_done_callback(self._tasks.discard)
+        self._workers[host] = max(running, wanted)
 
-    def _read_done(self, host, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        self._running[host] -= 1
-        self._fill(host)
+    async def _work(self, host, queue: deque) -> None:
+        """One worker of ``host``: read the queued accounts, oldest request first, until none is left."""
+        try:
+            while queue and not self._closed:
+                account_id, flight, source = queue.popleft()
+                try:
+                    await self._read_one(account_id, flight, source)
+                except Exception:  # _read_one ends its flight; a failure elsewhere must not stop the worker
+                    log.exception("%s: read failed unexpectedly", account_id)
+        finally:
+            self._workers[host] -= 1
 
     def states(self, account_ids: tuple[str, ...], force: bool = False, wait_all: bool = False,
                source: str = ON_DEMAND) -> list[AccountState]:

@@ -75,6 +75,10 @@ class AddressBudget:
                 self._public_turn.release()
             raise
 
+    def unpaced(self, public: bool) -> bool:
+        """True when a call may go at once without `acquire` (nothing paces it, no pause)."""
+        return not self._rate and not (public and self._public_spacing is not None) and self.paused_until <= self._clock()
+
     @property
     def spaces_public(self) -> bool:
         """True when public calls take turns (`acquire` then `public_done`)."""

@@ -101,14 +101,16 @@ class ExchangeClient:
     async def read(self, max_wait: float | None = None) -> tuple[dict[str, Decimal], PriceOf]:
         endpoint, lane = self.endpoint, self.lane
         async with lane.lock, endpoint.budget.slots:  # one read per key; reads in flight per host bounded
-            async with endpoint.borrow(self.account.broker.credentials, lane, max_wait) as exchange:
-                try:
-                    balance = await exchange.fetch_balance()
-                except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
-                    # ccxt's parsers fail this way on bodies that are not the expected JSON
-                    raise MalformedResponse(f"unparseable balance response ({type(exc).__name__})") from exc
+            exchange = await endpoint.take(self.account.broker.credentials, lane, max_wait)
+            try:
+                balance = await exchange.fetch_balance()
+            except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
+                # ccxt's parsers fail this way on bodies that are not the expected JSON
+                raise MalformedResponse(f"unparseable balance response ({type(exc).__name__})") from exc
+            finally:
+                endpoint.give_back(exchange)
             amounts = parse_totals(balance)
-            book = await endpoint.price_book(max_wait)
+            book = endpoint.fresh_book() or await endpoint.price_book(max_wait)
         base = self._base
         return amounts, lambda asset: book.price(asset, base)
 

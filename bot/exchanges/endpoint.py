@@ -4,8 +4,8 @@ An `ExchangeEndpoint` is keyed by (ccxt id, ``api_url``, ``sandbox``, options) a
 account on it; its calls spend the `AddressBudget` of its host and egress address, which every
 endpoint on that host shares. Markets are loaded once and tickers once per TTL through one public
 ``ccxt.async_support`` instance whose calls are sequential (its own `KeyLane`). Private reads
-borrow a pooled instance, bound for one read to the account's credentials and lane, and give it
-back: the pool holds as many instances as reads ever ran at once; each shares the public
+`take` a pooled instance, bound for one read to the account's credentials and lane, and
+`give_back` it: the pool holds as many instances as reads ever ran at once; each shares the public
 instance's market tables by reference (``set_markets_from_exchange`` does not copy). Every
 instance's ``fetch2`` waits for its lane and budget before ccxt signs (so nonces and timestamps
 are fresh), and its ``fetch`` is `bounded_fetch` on the endpoint's aiohttp session. Pooled
@@ -20,9 +20,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_async
@@ -115,6 +114,7 @@ class ExchangeEndpoint:
         self._book: PriceBook | None = None
         self._book_at = 0.0
         self._idle: list = []
+        self._rest_paths: dict[tuple, str] = {}
         self.instances_created = 1
 
     # ------------------------------------------------------------------ ccxt instances
@@ -128,7 +128,15 @@ class ExchangeEndpoint:
         return self._session
 
     def rest_path(self, exchange, api, path: str) -> str:
-        """The REST path of a ccxt call (``/api/v3/account``), for the limits table."""
+        """The REST path of a ccxt call (``/api/v3/account``), for the limits table (remembered
+        per (api, path): every instance of the endpoint has the same URLs)."""
+        key = (api if isinstance(api, str) else tuple(api), path)
+        found = self._rest_paths.get(key)
+        if found is None:
+            found = self._rest_paths[key] = self._rest_path(exchange, api, path)
+        return found
+
+    def _rest_path(self, exchange, api, path: str) -> str:
         name = api if isinstance(api, str) else "/".join(api)
         if self.limits.rest_prefix is not None:
             return self.limits.rest_prefix.format(api=name) + path
@@ -149,18 +157,22 @@ class ExchangeEndpoint:
 
         async def fetch2(path, api="public", method="GET", params={}, config={}):
             bound = exchange._multibalance
+            lane = bound.lane
             rest = self.rest_path(exchange, api, path)
-            await bound.lane.before(config.get("cost", 1) if isinstance(config, dict) else 1, limits.key_cost(rest))
+            cost, key_cost = config.get("cost", 1) if isinstance(config, dict) else 1, limits.key_cost(rest)
+            if not lane.go_now(cost, key_cost):  # the common case costs no coroutine
+                await lane.before(cost, key_cost)
             try:
                 public = not bound.private
-                await budget.acquire(limits.weight(rest, params), public, bound.max_wait)
+                if not budget.unpaced(public):
+                    await budget.acquire(limits.weight(rest, params), public, bound.max_wait)
                 try:
                     return await plain_fetch2(path, api, method, params, config)
                 finally:
                     if public and budget.spaces_public:
                         budget.public_done()
             finally:
-                bound.lane.completed()
+                lane.completed()
 
         async def fetch(url, method="GET", headers=None, body=None):
             bound = exchange._multibalance
@@ -217,12 +229,19 @@ class ExchangeEndpoint:
             self._book, self._book_at = book, time.monotonic()
             return book
 
+    def fresh_book(self) -> PriceBook | None:
+        """The price book if it is younger than the TTL, else None (then await `price_book`)."""
+        if self._book is not None and time.monotonic() - self._book_at < self._prices_ttl:
+            return self._book
+        return None
+
     # ------------------------------------------------------------------ private reads
 
-    @asynccontextmanager
-    async def borrow(self, credentials: Credentials, lane: KeyLane, max_wait: float | None) -> AsyncIterator:
-        """An instance bound to ``credentials`` and ``lane`` for one read (hold ``lane.lock``)."""
-        await self.ensure_markets(max_wait)
+    async def take(self, credentials: Credentials, lane: KeyLane, max_wait: float | None):
+        """An instance bound to ``credentials`` and ``lane`` for one read (hold ``lane.lock``);
+        hand it back with `give_back` whatever happens."""
+        if not self._markets_loaded:
+            await self.ensure_markets(max_wait)
         exchange = self._idle.pop() if self._idle else None
         if exchange is None:
             exchange = self._new_instance()
@@ -235,16 +254,17 @@ class ExchangeEndpoint:
         exchange.password = credentials.passphrase.reveal() if credentials.passphrase else None
         self._bind(exchange, Binding(lane, private=True, max_wait=max_wait))
         begin_read(exchange)
-        try:
-            yield exchange
-        finally:
-            exchange.apiKey = exchange.secret = exchange.password = None
-            exchange._multibalance = None
-            # per-credential state ccxt keeps in options (e.g. binance's
-            # hasAlreadyAuthenticatedSuccessfully) must not follow the instance to another key
-            exchange.options.clear()
-            exchange.options.update(exchange._multibalance_options)
-            self._idle.append(exchange)
+        return exchange
+
+    def give_back(self, exchange) -> None:
+        """Unbind an instance from its read's credentials and return it to the pool."""
+        exchange.apiKey = exchange.secret = exchange.password = None
+        exchange._multibalance = None
+        # per-credential state ccxt keeps in options (e.g. binance's
+        # hasAlreadyAuthenticatedSuccessfully) must not follow the instance to another key
+        exchange.options.clear()
+        exchange.options.update(exchange._multibalance_options)
+        self._idle.append(exchange)
 
     async def aclose(self) -> None:
         """Close the session (the instances own none: nothing else to release)."""

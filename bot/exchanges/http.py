@@ -55,6 +55,8 @@ async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> byte
     length = response.content_length
     if length is not None and length > max_bytes:
         raise MalformedResponse(f"response body of {length} bytes is over the {max_bytes}-byte cap")
+    if length is not None and "Content-Encoding" not in response.headers:
+        return await response.read()  # not decompressed: the parser reads no more than the announced length
     body = bytearray()
     while True:
         chunk = await response.content.read(_CHUNK)

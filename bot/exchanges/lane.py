@@ -77,15 +77,23 @@ class KeyLane:
 
     async def before(self, cost: float | None = None, counter_cost: float = 1.0) -> None:
         """Wait for the key's spacing and counter (lock held), then count the call."""
-        while True:
+        while not self.go_now(cost, counter_cost):
             now = self._clock()
-            ready = max(self._ready_at, self._counter_ready(now, counter_cost), now + self.not_before - time.time())
-            if ready <= now:
-                break
-            await asyncio.sleep(ready - now)
+            await asyncio.sleep(self._ready(now, counter_cost) - now)
+
+    def go_now(self, cost: float | None = None, counter_cost: float = 1.0) -> bool:
+        """`before` without waiting (lock held): count the call and return True if it may go now,
+        else count nothing and return False (then await `before`)."""
+        now = self._clock()
+        if self._ready(now, counter_cost) > now:
+            return False
         self._pending_cost = 1.0 if cost is None else cost
         if self._counter is not None:
             self._level, self._stamp = self._level_at(now) + counter_cost, now
+        return True
+
+    def _ready(self, now: float, counter_cost: float) -> float:
+        return max(self._ready_at, self._counter_ready(now, counter_cost), now + self.not_before - time.time())
 
     def completed(self) -> None:
         """The request's response (or failure) arrived (lock held)."""

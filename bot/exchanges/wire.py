@@ -17,7 +17,7 @@ other. `make_exact` installs three hooks on a private instance so that none of t
 
 The hooks touch only the instance they are installed on (never the public, price-reading
 instance). A private instance is used by one read at a time, on the fetch loop (see
-`ExchangeEndpoint.borrow`), so the per-read alias table on it needs no lock.
+`ExchangeEndpoint.take`), so the per-read alias table on it needs no lock.
 """
 from __future__ import annotations
 

@@ -3,10 +3,14 @@
 (a) cold refresh of 50 Kraken accounts, 50 keys, 1.1 s spacing, 50 ms latency: span of the
     private calls and wall time, next to the serial bound and the public-call bound (goal: wall
     within 1.3x the public-call bound);
-(b), (e) the fetch plane (``tests/bench/fetch.py``): service vs a plain ccxt.async_support loop at
+(b), (e) the fetch plane (``tests/bench/fetch.py``): the service and the manager (history on,
+    clock to written) vs a plain ccxt.async_support loop and a threaded sync ccxt baseline at
     2,000 and 20,000 accounts; 2,000 Binance accounts at the real limits, time scaled;
-(c) warm ``get_user_balance`` median and p99 while a forced refresh of 2,000 accounts runs;
+(c) warm ``get_user_balance`` per-call median, p99, p99.9 and max while a forced refresh of 2,000
+    accounts runs and two threads loop over the summaries, and the refresh's duration with those
+    readers against without (``tests/bench/fetch_worker.py`` ``warm_run``);
 (d) peak RSS with 5,000 configured accounts after one full refresh;
+(b), (c) and (d): min / median / max over ``--runs`` runs (default 3), verdicts on the median;
 then the store, alerts, metrics and web benchmarks (``tests/bench/<name>.py``).
 
 Fakes run in a separate process (``python -m tests.fakes``) for (b) and (d) so that the server
@@ -22,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.bench.common import fake_process, write_kraken_config
+from tests.bench.common import RUNS, fake_process, leftovers, spread, temp_entries, verdict, write_kraken_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,9 +64,9 @@ def run_worker(*args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_b() -> None:
+def bench_b(runs: int = RUNS) -> None:
     from tests.bench import fetch
-    fetch.bench_b()
+    fetch.bench_b(runs)
 
 
 def bench_e() -> None:
@@ -70,22 +74,48 @@ def bench_e() -> None:
     fetch.bench_e()
 
 
-def bench_c() -> None:
-    from tests.bench.fetch import run, verdict
-    with fake_process("kraken", latency=0.005) as url:
-        result = run("warm", url, "2000")
-    print(f"(c) warm get_user_balance (a user of 2 paper accounts) while a forced refresh of 2,000 Kraken "
-          f"accounts runs ({result['batches']} batches of 1,000 calls timed during it): median "
-          f"{result['median_us']:.2f} µs per call (goal <= 5: {verdict(result['median_us'] <= 5)}), p99 of the "
-          f"batch means {result['p99_us']:.2f} µs (goal <= 20: {verdict(result['p99_us'] <= 20)})")
+def bench_c(runs: int = RUNS) -> None:
+    """(c): per-call percentiles of warm get_user_balance during a forced refresh (see fetch_worker.warm_run)."""
+    from tests.bench.fetch import run
+
+    before = temp_entries()
+    results = []
+    for _ in range(runs):
+        with fake_process("kraken", latency=0.005) as url:
+            results.append(run("warm", url, "2000"))
+    switch = results[0]["switch_interval_ms"]
+    print(f"(c) warm get_user_balance of a user of 2 Kraken accounts (the manager, history off), each call timed, "
+          f"while a forced refresh of 2,000 Kraken accounts (1,000 users) runs on another thread and two threads loop "
+          f"over get_user_balance_summary and get_all_balances; min / median / max of {runs} runs (a loaded, shared "
+          f"2-core machine: noisy; interpreter switch interval {switch:g} ms):", flush=True)
+    shapes = {"paced": "paced readers (bursts of 9 calls 1 ms apart; each summary thread 10 calls/s)",
+              "busy": "busy readers (all three call back to back)"}
+    for shape, label in shapes.items():
+        rows = [r[shape] for r in results]
+
+        def v(key):
+            return [row[key] for row in rows]
+        print(f"    {label}: {spread(v('calls'), digits=0)} calls timed; median {spread(v('median_us'))} µs "
+              f"(goal <= 5: {verdict(v('median_us'), 5)}), p99 {spread(v('p99_us'))} µs (goal <= 20: "
+              f"{verdict(v('p99_us'), 20)}), p99.9 {spread(v('p999_us'))} µs, max {spread(v('max_us'), 0.001)} ms "
+              f"(goal <= 1: {verdict(v('max_us'), 1000)}), calls over 1 ms {spread(v('over_1ms'), digits=0)}; "
+              f"a lock-free call of similar cost in the same loop: median {spread(v('control_median_us'))} µs, "
+              f"p99 {spread(v('control_p99_us'))} µs, max {spread(v('control_max_us'), 0.001)} ms; refresh "
+              f"{spread(v('refresh_with_readers_s'))} s with the readers vs {spread(v('refresh_alone_s'))} s "
+              f"without -> {spread(v('ratio'))}x (goal <= 1.1: {verdict(v('ratio'), 1.1)}); summary calls "
+              f"{spread(v('summary_calls'), digits=0)}, wrong answers {sum(v('wrong'))}", flush=True)
+    print(f"(c) {leftovers(before)}", flush=True)
 
 
-def bench_d() -> None:
-    accounts = 5000
-    with fake_process("kraken", latency=0.001) as url:
-        result = run_worker("rss", url, str(accounts))
-    print(f"(d) {accounts} configured accounts, one full refresh: peak RSS {result['maxrss_mb']:.0f} MB "
-          f"({result['ok']} ok, {result['ccxt_instances']} ccxt instances)")
+def bench_d(runs: int = RUNS) -> None:
+    accounts, before = 5000, temp_entries()
+    results = []
+    for _ in range(runs):
+        with fake_process("kraken", latency=0.001) as url:
+            results.append(run_worker("rss", url, str(accounts)))
+    print(f"(d) {accounts} configured accounts (the manager, history on), one full refresh: peak RSS "
+          f"{spread([r['maxrss_mb'] for r in results], digits=0)} MB, min / median / max of {runs} runs "
+          f"({min(r['ok'] for r in results)}+ ok, {results[0]['ccxt_instances']} ccxt instances); {leftovers(before)}")
 
 
 # Benchmarks of the other areas live in their own modules, each with ``main(argv)``.
@@ -96,8 +126,16 @@ MODULE_BENCHES += ("fleet",)    # distributed mode: a round by one vs three work
 
 
 def main(argv: list[str]) -> int:
-    """``python -m tests.bench [a b e c d store alerts metrics web]``; no argument runs them all."""
-    core = {"a": bench_a, "b": bench_b, "e": bench_e, "c": bench_c, "d": bench_d}
+    """``python -m tests.bench [--runs N] [a b e c d store alerts metrics web history pages]``; no
+    name runs them all; ``--runs`` (default 3) is the number of runs of (b), (c) and (d)."""
+    argv = list(argv)
+    runs = RUNS
+    if "--runs" in argv:
+        at = argv.index("--runs")
+        runs = int(argv[at + 1])
+        del argv[at:at + 2]
+    core = {"a": bench_a, "b": lambda: bench_b(runs), "e": bench_e, "c": lambda: bench_c(runs),
+            "d": lambda: bench_d(runs)}
     chosen = argv or [*core, *MODULE_BENCHES]
     for name in chosen:
         if name in core:
