@@ -7,7 +7,7 @@ StateView, usually the manager), attaching one on first call: one per source. At
 windows from the history snapshots (one query), subscribes to the view and starts the threads.
 Closing the manager stops it (`stop`).
 
-Data flow: the fetch workers call the listener after every read; it only enqueues
+Data flow: the fetch loop calls the listener after every read; it only enqueues
 (state, time). One worker thread ("alert-monitor") owns the rules (`bot.alerts.rules`),
 evaluates each read in order, logs each notification and hands it to every sink
 (`bot.alerts.delivery`): each sink delivers on its own thread, so no receiver delays a read,
@@ -139,7 +139,7 @@ class MonitoringSystem:
     # ------------------------------------------------------------------ feeding and evaluating
 
     def _on_state(self, state: AccountState, previous: AccountState | None, source: str) -> None:
-        """The manager's listener (on a fetch worker): enqueue only."""
+        """The manager's listener (on the fetch loop's thread): enqueue only."""
         if not self._stopped:
             self._queue.put((state, self._clock()))
 

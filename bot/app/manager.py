@@ -146,7 +146,7 @@ class MultiAccountBrokerManager:
         return self._ensure_ready()
 
     def subscribe(self, listener: StateListener) -> Callable[[], None]:
-        """Call ``listener(new_state, previous_state, source)`` on a fetch worker after every read
+        """Call ``listener(new_state, previous_state, source)`` on the fetch loop's thread after every read
         (``source``: see `bot.core.sources`); returns the function that unsubscribes."""
         return self._ensure_ready().subscribe(listener)
 

@@ -4,7 +4,7 @@ It subscribes to the `BalanceService` (states other processes read, source ``fol
 written back) and notes when each read began (the listener runs as the read ends: now less its
 ``read_seconds``; ``read_started`` keeps the last one per account); one writer thread takes what is queued in batches and writes each batch in one
 transaction (`TruthStore.publish`: the rows, the floors of the keys read, and on PostgreSQL the
-``NOTIFY`` that wakes the followers), so a fetch worker never waits for the database. A batch
+``NOTIFY`` that wakes the followers), so the fetch loop never waits for the database. A batch
 that fails is logged and dropped: the next read of those accounts writes them again.
 
 The queue is thread-safe; only the writer thread touches the store. ``read_started`` is written

@@ -1,7 +1,7 @@
 """History: snapshots of account values and the daily close per user, fed by the manager's reads.
 
 `HistoryRecorder(view, store, settings, refresh=...)` subscribes to a `StateView`. Successful reads are queued and written by one
-writer thread, so a fetch worker never waits for the database; each batch goes to the store in
+writer thread, so the fetch loop never waits for the database; each batch goes to the store in
 one transaction, and a batch gathers reads while they keep arriving (see `_gather`), so a
 round is one transaction (one per second of a long round). A snapshot is written when the value changed or when the account's last one is
 older than ``snapshot_interval_minutes``; failed reads never write one (a stale value is never

@@ -222,7 +222,7 @@ class ViewMetrics:
             return {k: list(v) for k, v in self._durations.items()}, dict(self._errors)
 
     def _on_read(self, state: AccountState, previous: AccountState | None, source: str) -> None:
-        """State listener (on a fetch worker): a few additions under the lock. States another
+        """State listener (on the fetch loop's thread): a few additions under the lock. States another
         process read (``followed``) are its reads, counted there."""
         if source == FOLLOWED:
             return

@@ -12,7 +12,7 @@ manager (no history: the store's writes are another cost); after a cold refresh:
    steady round (values unchanged: no alert) and a churning one (every value moves by up to
    ±15 % and a tenth of the accounts cross the LOW threshold each round, so alerts fire, repeat
    and resolve), with LOW, DROP (60-min window, one read every 2 minutes) and ACCOUNT_ERROR on;
-3. listener CPU on the fetch workers: the enqueue of one (state, time) per read;
+3. listener CPU on the fetch loop: the enqueue of one (state, time) per read;
 4. in place: a `MonitoringSystem` attached to the manager, the CPU time of its worker thread
    (``pthread_getcpuclockid``) over a forced refresh and its flush: the real evaluation of the
    real reads, in the real thread (values unchanged, so the steady case).
@@ -115,7 +115,7 @@ def main(argv: list[str]) -> int:
     print(f"alerts: evaluation per refresh: steady {steady * 1000:.1f} ms CPU = {steady / refresh * 100:.2f} % "
           f"of the refresh; churning (alerts firing/resolving) {churn * 1000:.1f} ms = "
           f"{churn / refresh * 100:.2f} %  (goal <= 5 %)")
-    print(f"alerts: listener enqueue on the fetch workers: {enqueue * 1000:.1f} ms per refresh "
+    print(f"alerts: listener enqueue on the fetch loop: {enqueue * 1000:.1f} ms per refresh "
           f"({enqueue / len(states) * 1e6:.2f} µs per read) = {enqueue / refresh * 100:.2f} %; in place, the "
           f"monitoring worker thread used {in_place * 1000:.1f} ms CPU per refresh = {in_place / refresh * 100:.2f} %")
     return 0
