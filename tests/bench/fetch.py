@@ -71,6 +71,12 @@ def report_b(accounts: int, runs: int, results: dict[str, list[dict]]) -> None:
               f"{spread(values(reader, 'cpu_ms'), digits=3)} ms, peak RSS {spread(values(reader, 'maxrss_mb'), digits=0)} MB, "
               f"errors {sum(values(reader, 'errors'))}")
     for reader, label in (("service", "service (history off)"), ("manager", "manager, history on, clock to written")):
+        errors = sum(values(reader, "errors"))
+        if errors:  # figures of reads that failed measure nothing: no verdict
+            first = next(e for e in values(reader, "first_error") if e)
+            print(f"    {label}: INVALID, {errors} failed reads in {runs} warm passes (first: {first!r}); "
+                  f"{spread(values(reader, 'rate'), digits=0)} accounts/s, no verdict", flush=True)
+            continue
         rss = values(reader, "maxrss_mb")
         cpu = values(reader, "cpu_ms")
         line = (f"    {label}: {spread(values(reader, 'rate'), digits=0)} accounts/s; vs plain "
@@ -80,7 +86,6 @@ def report_b(accounts: int, runs: int, results: dict[str, list[dict]]) -> None:
                 f"peak RSS {spread(rss, digits=0)} MB")
         if accounts >= 20000:
             line += f" (goal <= 250: {verdict(rss, 250)})"
-        line += f"; errors {sum(values(reader, 'errors'))}"
         if reader == "manager":
             line += f"; history written {spread(values(reader, 'history_tail_s'))} s after the last read"
         print(line, flush=True)

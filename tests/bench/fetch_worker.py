@@ -45,9 +45,14 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def figures(accounts: int, cold: float, warm: float, cpu: float, errors: int, **more) -> dict:
+def figures(accounts: int, cold: float, warm: float, cpu: float, errors, **more) -> dict:
+    """``errors``: a count, or the warm pass's states (counted, and the first failure's text kept)."""
+    first = None
+    if not isinstance(errors, int):
+        failed = [s for s in errors if s.status.value != "ok"]
+        errors, first = len(failed), (failed[0].error if failed else None)
     return {"rate": accounts / warm, "cold_rate": accounts / cold, "cpu_ms": cpu / accounts * 1000,
-            "errors": errors, "maxrss_mb": peak_rss_mb(), **more}
+            "errors": errors, "first_error": first, "maxrss_mb": peak_rss_mb(), **more}
 
 
 def service_run(url: str, accounts: int) -> dict:
@@ -64,7 +69,7 @@ def service_run(url: str, accounts: int) -> dict:
         warm, cpu = time.perf_counter() - start, cpu_seconds() - cpu
         instances = service._registry.endpoints()[0].instances_created
         service.close()
-    return figures(accounts, cold, warm, cpu, sum(s.status.value != "ok" for s in states), ccxt_instances=instances)
+    return figures(accounts, cold, warm, cpu, states, ccxt_instances=instances)
 
 
 def manager_run(url: str, accounts: int) -> dict:
@@ -90,8 +95,7 @@ def manager_run(url: str, accounts: int) -> dict:
         end = time.perf_counter()
         warm, cpu = end - start, cpu_seconds() - cpu
         manager.close()
-    return figures(accounts, cold, warm, cpu, sum(s.status.value != "ok" for s in states),
-                   history_tail_s=end - reads_done)
+    return figures(accounts, cold, warm, cpu, states, history_tail_s=end - reads_done)
 
 
 def plain_run(url: str, accounts: int) -> dict:
