@@ -257,7 +257,7 @@ def wrk_available() -> bool:
 
 def open_loop(url: str, rate: float, duration: float, connections: int, headers: dict) -> dict:
     """Fixed offered ``rate`` for ``duration`` s (the aiohttp client, its own process): sent,
-    achieved rate, p50 / p99 / max latency from the scheduled send time (s), errors by kind,
+    elapsed (until the last answer: longer than ``duration`` when the server fell behind), achieved rate, p50 / p99 / max latency from the scheduled send time (s), errors by kind,
     distinct ETags, bytes per response, client CPU (fraction of one core)."""
     return _client("open", url, rate, duration, connections, headers)
 
@@ -334,7 +334,7 @@ async def _open(url: str, rate: float, duration: float, headers: dict, connectio
         await asyncio.gather(*tasks)
         elapsed = loop.time() - start
     latencies.sort()
-    return {"sent": count, "rate": len(latencies) / elapsed, "p50": latencies[len(latencies) // 2],
+    return {"sent": count, "elapsed": elapsed, "rate": len(latencies) / elapsed, "p50": latencies[len(latencies) // 2],
             "p99": latencies[int(0.99 * (len(latencies) - 1))], "max": latencies[-1], "errors": errors,
             "etags": len(etags - {""}), "bytes": received[0] / max(1, len(latencies))}
 
