@@ -27,7 +27,7 @@ from bot.views.history_report import account_balance_records, period, user_balan
 from bot.store import FILTER_SOURCES
 from web import context, serving
 from web.history_bundle import DEFAULT_DAYS, DEFAULT_POINTS, MAX_DAYS, history_bundle
-from web.payloads import net_worth, series_json, snapshot_json
+from web.payloads import net_worth, series_body, snapshot_json
 from web.problems import ApiProblem, bad_parameter
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -220,9 +220,11 @@ def _paper_ids() -> set[str]:
     return {a.account_id for a in _config().accounts() if a.broker.paper}
 
 
-def _series(store, snapshots, account_id: str) -> dict:
-    cash = store.snapshot_cash([s.id for s in snapshots])
-    return series_json(snapshots, cash, account_id in _paper_ids(), _config().settings.base_currency)
+def _series(columns, head: dict, newest_first: bool = False) -> Response:
+    """A snapshot list's body (web.payloads.series_body: JSON text straight from the store's columns)."""
+    body = series_body(columns, columns.account_id in _paper_ids(), _config().settings.base_currency, head,
+                       newest_first)
+    return Response(body, mimetype="application/json")
 
 
 @bp.get("/balance")
@@ -258,10 +260,9 @@ def balance_history(account_id: str):
     account_id = _account(account_id)
     source = _source()
     start, end = _range("start_date", "end_date", DEFAULT_HISTORY_DAYS)
-    store = _store()
-    snapshots = store.snapshot_history(account_id, start, end, source)
-    return _json({"account_id": account_id, "start_date": iso(start), "end_date": iso(end), "source": source,
-                  **_series(store, snapshots, account_id)})
+    columns = _store().snapshot_history_columns(account_id, start, end, source)
+    return _series(columns, {"account_id": account_id, "start_date": iso(start), "end_date": iso(end),
+                             "source": source})
 
 
 @bp.get("/accounts/<path:account_id>/balance-snapshots")
@@ -269,10 +270,8 @@ def account_snapshots(account_id: str):
     """The ``limit`` newest snapshots, newest first, in the balance history's structure."""
     account_id = _account(account_id)
     source, limit = _source(), _limit()
-    store = _store()
-    snapshots = store.recent_snapshots(account_id, limit, source)
-    return _json({"account_id": account_id, "source": source, "limit": limit,
-                  **_series(store, snapshots, account_id)})
+    columns = _store().recent_snapshot_columns(account_id, limit, source)
+    return _series(columns, {"account_id": account_id, "source": source, "limit": limit}, newest_first=True)
 
 
 @bp.get("/user_balances")

@@ -9,7 +9,9 @@ served (ETag, 304, gzip, the ``/users`` page around them).
 Number formats: in ``/api/users``, values in the base currency (totals, broker values, P&L) are
 JSON numbers rounded like the CLI's ``--json`` (2 decimals for fiat), ``win_rate`` a fraction
 from 0 to 1, and trade fields (amount, price, pnl, fee) exact decimal strings. The snapshot and
-history endpoints render every decimal as a string. Unknown is ``null``, never 0. Totals,
+history endpoints render every decimal as a string (`series_body` writes a history's JSON text
+straight from the store's columns; `series_json` is the same body as a dict, for a few rows).
+Unknown is ``null``, never 0. Totals,
 ``partial`` marks, the order of the users and the summary are the read model's (see its rule).
 """
 from __future__ import annotations
@@ -20,7 +22,9 @@ import hashlib
 import json
 import threading
 import time
-from decimal import Decimal
+from decimal import Decimal, localcontext
+from itertools import repeat
+from operator import is_, sub
 from zoneinfo import ZoneInfo
 
 from bot.core.money import MONEY, decimal_text as _text, money_number
@@ -28,6 +32,7 @@ from bot.core.sources import FORCED
 from bot.core.state import AccountState
 from bot.core.timefmt import iso, iso_utc, utc_from_timestamp
 from bot.store import Snapshot, Trade
+from bot.store.timeline import SnapshotColumns
 from bot.history.journal import EMPTY, trade_stats
 from bot.config.web import ADMIN, WebSettings
 from bot.views.model import PENDING, AccountLine, OwnerTotal, ReadModel, Summary, build_read_model
@@ -111,6 +116,27 @@ def scoped(model: dict, role: str) -> dict:
     body["master"] = None
     body["summary"] = _summary(read.only(role).summary, read.base_currency)
     return body
+
+
+def dumps_in_pieces(body: dict) -> bytes:
+    """``json.dumps(body, separators=(",", ":")).encode()``, byte for byte, one top-level value
+    and one element of a top-level list at a time. The C encoder holds the GIL for a whole call:
+    serializing 1,000 users (800 KB) in one call stalled every request thread of the process for
+    tens of milliseconds at each rebuild; between the pieces the other threads run."""
+    if not all(isinstance(key, str) for key in body):
+        return _compact(body).encode()
+    parts = []
+    for key, value in body.items():
+        if isinstance(value, list):
+            text = "[" + ",".join(map(_compact, value)) + "]"
+        else:
+            text = _compact(value)
+        parts.append(_compact(key) + ":" + text)
+    return ("{" + ",".join(parts) + "}").encode()
+
+
+def _compact(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 class PayloadBody:
@@ -246,7 +272,7 @@ class UsersPayload:
         with self._lock:
             entry = self._bodies.get(role) if self._model is model else None
         if entry is None:
-            entry = PayloadBody(json.dumps(scoped(model, role), separators=(",", ":")).encode())
+            entry = PayloadBody(dumps_in_pieces(scoped(model, role)))
             with self._lock:
                 if self._model is model:
                     entry = self._bodies.setdefault(role, entry)
@@ -299,6 +325,86 @@ def series_json(snapshots: list[Snapshot], cash: dict[int, Decimal], paper: bool
 
 def _order(s: Snapshot) -> tuple:
     return (s.captured_at, s.id)
+
+
+_NULL = "null"
+_QUOTED = '"%s"'.__mod__
+_COMPACT = (",", ":")
+_INFINITE = (float("inf"), float("-inf"))
+
+
+def _has_none(values) -> bool:
+    """Whether `values` holds None, by identity (``None in`` would call Decimal.__eq__ on each)."""
+    return any(map(is_, values, repeat(None)))
+
+
+def _decimal_field(key: str, values) -> tuple[str, object]:
+    """(template fragment, its column) for a Decimal-or-None field: the quotes in the template
+    when the column has no None, else each value formatted (``"text"`` or null)."""
+    if not _has_none(values):
+        return f'"{key}":"%s"', values
+    return f'"{key}":%s', [_NULL if v is None else _QUOTED(v) for v in values]
+
+
+def _percent_field(key: str, values) -> tuple[str, object]:
+    """The same for a percentage, rounded to 2 places and written as json.dumps writes a float
+    (repr; Infinity for an overflow)."""
+    if not _has_none(values):
+        rounded = list(map(round, values, repeat(2)))
+        if not any(map(rounded.__contains__, _INFINITE)):
+            return f'"{key}":%r', rounded
+    return f'"{key}":%s', [_NULL if v is None else json.dumps(round(v, 2)) for v in values]
+
+
+def _rows_json(columns: SnapshotColumns, holdings: list, paper: bool, names: dict, lo: int, hi: int) -> list[str]:
+    """The JSON objects of rows ``lo:hi`` (the fields and order of `snapshot_json`): one template
+    for the slice, one ``%`` per row over the columns (no dict per snapshot)."""
+    def cut(values):
+        return values[lo:hi]
+
+    account = json.dumps(columns.account_id).replace("%", "%%")
+    balances = cut(columns.balances)
+    parts = [('"id":"%d"', cut(columns.ids)), (f'"account_id":{account}', None), ('"balance":"%s"', balances),
+             ('"available_balance":"%s"', balances) if paper else ('"available_balance":null', None),
+             _decimal_field("holdings_value", holdings[lo:hi]), _decimal_field("cash_value", cut(columns.cash)),
+             ('"currency":%s', list(map(names.__getitem__, cut(columns.currencies)))),
+             ('"source":%s', list(map(names.__getitem__, cut(columns.sources)))),
+             ('"captured_at":"%s"', cut(columns.captured_at)), ('"created_at":"%s"', cut(columns.created_at)),
+             _decimal_field("change_amount", cut(columns.change_amounts)),
+             _percent_field("change_percent", cut(columns.change_percents))]
+    template = "{" + ",".join(fragment for fragment, _ in parts) + "}"
+    return list(map(template.__mod__, zip(*(values for _, values in parts if values is not None))))
+
+
+def series_body(columns: SnapshotColumns, paper: bool, currency: str, head: dict, newest_first: bool = False) -> bytes:
+    """``json.dumps({**head, **series_json(...)}, separators=(",", ":"))`` of the same snapshots,
+    byte for byte, from `SnapshotColumns` (oldest first; ``newest_first`` lists them newest first),
+    without a dict per snapshot: the first row (whose change may be unknown) and the others are
+    each one template applied to the columns (`_rows_json`)."""
+    count = len(columns)
+    with localcontext(MONEY):
+        if _has_none(columns.cash):
+            holdings = [None if c is None else b - c for b, c in zip(columns.balances, columns.cash)]
+        else:
+            holdings = list(map(sub, columns.balances, columns.cash))
+    names = {name: json.dumps(name) for name in {*columns.currencies, *columns.sources}}
+    rows = _rows_json(columns, holdings, paper, names, 0, 1) + _rows_json(columns, holdings, paper, names, 1, count)
+    if newest_first:
+        rows.reverse()
+    change = percent = None
+    if count and columns.currencies[0] == columns.currencies[-1]:
+        earliest = columns.balances[0]
+        change = MONEY.subtract(columns.balances[-1], earliest)
+        if earliest != 0:
+            percent = round(float(change) / float(earliest) * 100, 2)
+    summary = {"total_count": count,
+               "start_balance": _text(columns.balances[0]) if count else None,
+               "end_balance": _text(columns.balances[-1]) if count else None,
+               "total_change_amount": _text(change), "total_change_percent": percent,
+               "currency": columns.currencies[-1] if count else currency}
+    opening = json.dumps(head, separators=_COMPACT)[:-1] + "," if head else "{"
+    return "".join((opening, '"snapshots":[', ",".join(rows), "],",
+                    json.dumps(summary, separators=_COMPACT)[1:])).encode()
 
 
 def net_worth(states: list[AccountState], store, missing_ids: list[str]) -> dict[str, Decimal]:

@@ -10,8 +10,9 @@ the page is rendered with a short placeholder instead (the shell: the CSRF token
 and the cached body, escaped once per build the way ``tojson`` escapes (``< > & '`` as
 ``\\u00XX``), is put in its place. For gzip the cached part is also compressed once per build,
 as raw deflate blocks ending on a byte boundary (``Z_SYNC_FLUSH``): each request compresses only
-its shell (before and after), and the three pieces are one valid deflate stream in a gzip member
-whose CRC-32 runs over the pieces in order. If the template does not show the placeholder
+its shell (before and after; the part before once per session and build, see `EmbeddedJson`),
+and the three pieces are one valid deflate stream in a gzip member whose CRC-32 runs over the
+pieces in order. If the template does not show the placeholder
 exactly once, the page is rendered the ordinary way (slower, same content).
 
 The ETag of a page covers its shell (which holds the session's CSRF token) and the payload's
@@ -36,9 +37,16 @@ LEVEL = 5
 
 class EmbeddedJson:
     """A JSON body as it goes inside ``<script type="application/json">``: escaped like
-    ``tojson``, and compressed as raw deflate blocks that can sit in the middle of a stream."""
+    ``tojson``, and compressed as raw deflate blocks that can sit in the middle of a stream.
 
-    __slots__ = ("text", "deflated")
+    `before` remembers, per page head seen with this body, the head's deflate blocks and the
+    CRC-32 of head + body, so that a session's next requests of the page compress and checksum
+    only their tail (the CRC of an 800 KB body was most of a gzip page request's own work). At
+    most `HEADS` heads are kept (then forgotten all at once); entries are immutable values, so
+    threads that race store the same thing."""
+
+    __slots__ = ("text", "deflated", "_heads")
+    HEADS = 256
 
     def __init__(self, raw: bytes):
         text = raw
@@ -47,6 +55,18 @@ class EmbeddedJson:
         self.text = text
         compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
         self.deflated = compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        self._heads: dict[bytes, tuple[bytes, int]] = {}
+
+    def before(self, head: bytes) -> tuple[bytes, int]:
+        """(``head`` as raw deflate blocks ending on a byte boundary, CRC-32 of head + text)."""
+        known = self._heads.get(head)
+        if known is None:
+            first = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+            known = (first.compress(head) + first.flush(zlib.Z_SYNC_FLUSH), zlib.crc32(self.text, zlib.crc32(head)))
+            if len(self._heads) >= self.HEADS:
+                self._heads.clear()
+            self._heads[head] = known
+        return known
 
 
 def accepts_gzip() -> bool:
@@ -109,10 +129,10 @@ def gzip_bytes(data: bytes) -> bytes:
 
 
 def spliced_gzip(head: bytes, middle: EmbeddedJson, tail: bytes) -> bytes:
-    """One gzip member of ``head + middle.text + tail``, compressing only ``head`` and ``tail``."""
-    first = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    """One gzip member of ``head + middle.text + tail``, compressing only ``head`` and ``tail``
+    (``head`` only the first time this body is sent after it: `EmbeddedJson.before`)."""
+    deflated_head, crc = middle.before(head)
     last = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-    crc = zlib.crc32(tail, zlib.crc32(middle.text, zlib.crc32(head)))
     size = (len(head) + len(middle.text) + len(tail)) & 0xFFFFFFFF
-    return b"".join((_GZIP_HEADER, first.compress(head), first.flush(zlib.Z_SYNC_FLUSH), middle.deflated,
-                     last.compress(tail), last.flush(zlib.Z_FINISH), struct.pack("<II", crc, size)))
+    return b"".join((_GZIP_HEADER, deflated_head, middle.deflated, last.compress(tail), last.flush(zlib.Z_FINISH),
+                     struct.pack("<II", zlib.crc32(tail, crc), size)))

@@ -17,6 +17,7 @@ On PostgreSQL every write also sends ``NOTIFY`` on `STATES_CHANNEL` (delivered a
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -121,7 +122,8 @@ def load_states(connection: Connection, since: datetime | None = None) -> list[S
     query = select(account_states)
     if since is not None:
         query = query.where(account_states.c.updated_at >= since - OVERLAP)
-    return [_shared(row) for row in connection.execute(query)]
+    memo = _memo(connection)
+    return [_shared(row, memo) for row in connection.execute(query)]
 
 
 def load_state(connection: Connection, account_id: str) -> SharedState | None:
@@ -130,5 +132,30 @@ def load_state(connection: Connection, account_id: str) -> SharedState | None:
     return None if row is None else _shared(row)
 
 
-def _shared(row) -> SharedState:
-    return SharedState(_state_of(row), row.reader, row.version, row.updated_at, row.read_started_at, row.source)
+# The decoded row (`SharedState`) last loaded per account, per database (engine): a follower reloads
+# every row of the last `OVERLAP` seconds whenever anything commits (twice a second while a round
+# is being written), and decoding the same ~1,000 unchanged rows again and again (JSON, Decimals,
+# the dataclasses) was most of a following web process's CPU. A row is the same row while its
+# (version, reader, updated_at) is: every upsert increments ``version`` and sets ``updated_at``.
+# One entry per account (replaced), so the memory is bounded by the accounts; entries are
+# immutable values, replaced whole, so threads that race store the same thing.
+_decoded: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _shared(row, memo: dict | None = None) -> SharedState:
+    key = (row.version, row.reader, row.updated_at)
+    cached = None if memo is None else memo.get(row.account_id)
+    if cached is not None and cached[0] == key:
+        return cached[1]  # the same upsert: the same values, read_started_at and source included
+    shared = SharedState(_state_of(row), row.reader, row.version, row.updated_at, row.read_started_at, row.source)
+    if memo is not None:
+        memo[row.account_id] = (key, shared)
+    return shared
+
+
+def _memo(connection: Connection) -> dict:
+    engine = connection.engine
+    memo = _decoded.get(engine)
+    if memo is None:
+        memo = _decoded.setdefault(engine, {})
+    return memo

@@ -177,6 +177,27 @@ class BalanceStore:
         with self._engine.begin() as connection:
             return timeline.recent(connection, account_id, limit, source)
 
+    def snapshot_history_columns(self, account_id: str, start: datetime, end: datetime,
+                                 source: str | None = None) -> timeline.SnapshotColumns:
+        """`snapshot_history` as parallel columns with each snapshot's cash (`snapshot_cash`),
+        for the JSON API: no `Snapshot` objects, one statement (see `bot.store.timeline`)."""
+        check_name("account_id", account_id)
+        _check_range(start, end, check_aware)
+        if source is not None:
+            check_filter_source(source)
+        with self._engine.begin() as connection:
+            return timeline.history_columns(connection, account_id, start, end, source)
+
+    def recent_snapshot_columns(self, account_id: str, limit: int,
+                                source: str | None = None) -> timeline.SnapshotColumns:
+        """`recent_snapshots` as columns with cash, oldest first (the newest is the last)."""
+        check_name("account_id", account_id)
+        _check_limit(limit, RECENT_LIMIT_MAX)
+        if source is not None:
+            check_filter_source(source)
+        with self._engine.begin() as connection:
+            return timeline.recent_columns(connection, account_id, limit, source)
+
     def snapshot_assets(self, snapshot_id: int) -> tuple[AssetRow, ...]:
         """The per-asset detail of a snapshot, by asset name; () if none or no such snapshot."""
         with self._engine.begin() as connection:

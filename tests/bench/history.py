@@ -14,10 +14,12 @@ that the figures are the writer's). Figures, each min / median / max over ``--ru
   close       the midnight close of 2,000 users, ``close_day`` with no forced read: warm (the
               writer wrote the day) and cold (a restarted writer rewrites every close first)
               (goal <= 0.5 s)
-  query       ``snapshot_history`` of one account over 90 days (8,640 rows), median of 30 calls
-              per run (goal <= 20 ms)
+  query       one account over 90 days (8,640 rows), median of 30 calls per run (goal <= 20 ms):
+              ``GET /api/accounts/<id>/balance-history`` end to end through the app, next to
+              the same body built the previous way (the same-machine reference), and the store
+              queries alone (``snapshot_history_columns``, the endpoint's; ``snapshot_history``)
 
-    python -m tests.bench.history [--runs 3] [--rate 4000] [--big 20000]
+    python -m tests.bench.history [--runs 3] [--rate 4000] [--big 20000] [--only query]
 """
 from __future__ import annotations
 
@@ -179,29 +181,113 @@ def close_runs(url: str, users: int, runs: int) -> dict:
     return {"warm": warm, "cold": cold}
 
 
-def query_runs(url: str, fill, runs: int) -> list[float]:
+QUERY_ACCOUNTS = 20
+
+
+@contextmanager
+def history_app(url: str):
+    """The Flask app (``web.create_app``, no scheduler, no token: loopback admin) on the filled
+    store ``url``, with the bench's accounts (``tests.bench.store.account_id``) configured as
+    paper accounts so that their histories are visible; its test client."""
+    from tests.bench.store import account_id
+    from web import close_app, create_app
+
+    with tempfile.TemporaryDirectory(prefix="mb-bench-history-app-") as tmp:
+        root = Path(tmp)
+        (root / "users").mkdir()
+        (root / "settings.json").write_text(json.dumps({"database_url": url}))
+        owners: dict[str, dict] = {}
+        for i in range(QUERY_ACCOUNTS):
+            owner, broker = account_id(i).split(":")
+            owners.setdefault(owner, {})[broker] = {"paper": True, "balances": {"USD": "1"}}
+        for owner, brokers in owners.items():
+            (root / "users" / f"{owner}.json").write_text(json.dumps({"user_id": owner, "brokers": brokers}))
+        app = create_app(config_dir=root, environ={})
+        try:
+            yield app.test_client()
+        finally:
+            close_app(app)
+
+
+def _previous_endpoint(store: BalanceStore, account: str, start: dt.datetime, end: dt.datetime) -> bytes:
+    """The body as the endpoint built it before `series_body` (Snapshot objects, snapshot_cash,
+    a dict per snapshot, json.dumps): the same-machine reference for the figure."""
+    from bot.core.timefmt import iso
+    from web.payloads import series_json
+
+    snapshots = store.snapshot_history(account, start, end)
+    cash = store.snapshot_cash([s.id for s in snapshots])
+    body = {"account_id": account, "start_date": iso(start), "end_date": iso(end), "source": None,
+            **series_json(snapshots, cash, True, "USD")}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+QUERY_VARIANTS = ("api", "previous", "columns", "objects")
+
+
+def query_runs(url: str, fill, runs: int) -> dict[str, list[float]]:
+    """Per run, the median of 30 calls of each variant (interleaved call by call, so that load
+    from elsewhere on the machine falls on all of them alike), over 90 days of one account:
+
+    api       ``GET /api/accounts/<id>/balance-history`` through the WSGI app in process (routing,
+              auth, parameter checks, the query, the JSON text), body read
+    previous  the same body built as the endpoint did before (`_previous_endpoint`)
+    columns   ``snapshot_history_columns`` (the endpoint's query: tuples, with the cash)
+    objects   ``snapshot_history`` (the Python API: `Snapshot` objects)
+    """
+    from bot.core.timefmt import iso
     from tests.bench.store import END, account_id
 
     BalanceStore(url).close()
-    fill(20, 90)
+    fill(QUERY_ACCOUNTS, 90)
     store = BalanceStore(url)
-    medians = []
+    start = END - dt.timedelta(days=90)
+    query = f"?start_date={iso(start)}&end_date={iso(END)}"
+    medians: dict[str, list[float]] = {name: [] for name in QUERY_VARIANTS}
     try:
-        start = END - dt.timedelta(days=90)
-        for run in range(runs):
-            samples = []
-            for i in range(33):
-                began = time.perf_counter()
-                rows = store.snapshot_history(account_id((run * 7 + i) % 20), start, END)
-                elapsed = time.perf_counter() - began
-                assert len(rows) == 8640, len(rows)
-                del rows
-                if i >= 3:
-                    samples.append(elapsed)
-            medians.append(statistics.median(samples))
+        with history_app(url) as client:
+            def api(account):
+                response = client.get(f"/api/accounts/{account}/balance-history{query}")
+                assert response.status_code == 200, response.status_code
+                return response.get_data()
+
+            calls = {"api": api,
+                     "previous": lambda account: _previous_endpoint(store, account, start, END),
+                     "columns": lambda account: store.snapshot_history_columns(account, start, END),
+                     "objects": lambda account: store.snapshot_history(account, start, END)}
+            first = account_id(0)
+            assert api(first) == _previous_endpoint(store, first, start, END)  # the same bytes
+            assert len(store.snapshot_history_columns(first, start, END)) == 8640
+            for run in range(runs):
+                samples: dict[str, list[float]] = {name: [] for name in QUERY_VARIANTS}
+                for i in range(33):
+                    account = account_id((run * 7 + i) % QUERY_ACCOUNTS)
+                    for name in QUERY_VARIANTS:
+                        began = time.perf_counter()
+                        result = calls[name](account)
+                        elapsed = time.perf_counter() - began
+                        del result
+                        if i >= 3:
+                            samples[name].append(elapsed)
+                for name in QUERY_VARIANTS:
+                    medians[name].append(statistics.median(samples[name]))
     finally:
         store.close()
     return medians
+
+
+def report_query(backend: str, medians: dict[str, list[float]]) -> None:
+    labels = {"api": "GET /api/accounts/<id>/balance-history, end to end (WSGI in process, 2.5 MB of JSON)",
+              "previous": "the same body built as before (Snapshot objects, snapshot_cash, dicts, json.dumps)",
+              "columns": "snapshot_history_columns (the endpoint's query: tuples with the cash)",
+              "objects": "snapshot_history (Python API: Snapshot objects)"}
+    print(f"[history:{backend}] 90-day history of one account (8,640 rows), median of 30 calls per run, "
+          f"interleaved:", flush=True)
+    for name in QUERY_VARIANTS:
+        goal = "" if name == "previous" else f" (goal <= 20 ms: {verdict(medians[name], 0.020)})"
+        print(f"      {labels[name]}: {spread(medians[name], 1000, 1)} ms{goal}", flush=True)
+    ratio = [a / b for a, b in zip(medians["api"], medians["previous"])]
+    print(f"      end to end now / before on this machine: {spread(ratio, digits=2)}", flush=True)
 
 
 def spread(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
@@ -255,25 +341,27 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=float, default=4000, help="accounts published per second in a round")
     parser.add_argument("--big", type=int, default=20000, help="accounts of the large round")
+    parser.add_argument("--only", choices=("rounds", "close", "query"), help="one group of figures")
     args = parser.parse_args(argv)
     print(f"[history] {args.runs} runs per figure (min / median / max); rounds published at {args.rate:.0f} "
           f"accounts/s from one thread", flush=True)
     for backend, make_url_ in backends():
-        for accounts in (2000, args.big):
+        for accounts in (2000, args.big) if args.only in (None, "rounds") else ():
             results = []
             for _ in range(args.runs):
                 with make_url_() as (url, _fill):
                     results.append(writer_round(url, accounts // 2, args.rate))
             report_rounds(backend, accounts, results)
-        with make_url_() as (url, _fill):
-            closes = close_runs(url, 2000, args.runs)
-        for variant in ("warm", "cold"):
-            print(f"[history:{backend}] midnight close of 2,000 users ({variant}): {spread(closes[variant])} s "
-                  f"(goal <= 0.5 s: {verdict(closes[variant], 0.5)})", flush=True)
+        if args.only in (None, "close"):
+            with make_url_() as (url, _fill):
+                closes = close_runs(url, 2000, args.runs)
+            for variant in ("warm", "cold"):
+                print(f"[history:{backend}] midnight close of 2,000 users ({variant}): {spread(closes[variant])} s "
+                      f"(goal <= 0.5 s: {verdict(closes[variant], 0.5)})", flush=True)
+        if args.only not in (None, "query"):
+            continue
         with make_url_() as (url, fill):
-            medians = query_runs(url, fill, args.runs)
-        print(f"[history:{backend}] 90-day history of one account (8,640 rows), median of 30 calls per run: "
-              f"{spread(medians, 1000, 1)} ms (goal <= 20 ms: {verdict(medians, 0.020)})", flush=True)
+            report_query(backend, query_runs(url, fill, args.runs))
     return 0
 
 
