@@ -37,7 +37,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.balances.leases import keys_of, process_identity
 from bot.config import Config, ConfigError
-from bot.core.sources import SOURCES
+from bot.core.sources import SCHEDULED, SOURCES
 from bot.distributed.queue import (READ_TASK, ensure_schema, make_app, queue_of, readable, lock_of,
                                    recover_stalled)
 from bot.exchanges.clients import ExchangeRegistry, build_client
@@ -177,7 +177,7 @@ class FleetWorker:
             log.warning("worker %s: job for an account not in this configuration: %r", self.identity, account_id[:80])
             return
         if source not in SOURCES:
-            source = "scheduled_sync"
+            source = SCHEDULED
         client = self._clients[account_id]
         queue = queue_of(account)
         if self._paused(queue):

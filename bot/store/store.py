@@ -63,6 +63,13 @@ def _check_rows(rows: Iterable[DailyRow]) -> list[DailyRow]:
     return rows
 
 
+def _check_account_query(account_id: str, source: str | None) -> None:
+    """The account id and the optional source filter of a snapshot query (ValueError)."""
+    check_name("account_id", account_id)
+    if source is not None:
+        check_filter_source(source)
+
+
 def _check_range(start, end, check) -> None:
     check("start", start)
     check("end", end)
@@ -161,19 +168,15 @@ class BalanceStore:
         With `source`, only that source's snapshots, and each change (the first one's included,
         against the last snapshot before `start`) is versus the previous snapshot of that source.
         """
-        check_name("account_id", account_id)
+        _check_account_query(account_id, source)
         _check_range(start, end, check_aware)
-        if source is not None:
-            check_filter_source(source)
         with self._engine.begin() as connection:
             return timeline.history(connection, account_id, start, end, source)
 
     def recent_snapshots(self, account_id: str, limit: int, source: str | None = None) -> list[Snapshot]:
         """The `limit` (1..100) newest snapshots of `account_id` (of `source`, if given), newest first."""
-        check_name("account_id", account_id)
+        _check_account_query(account_id, source)
         _check_limit(limit, RECENT_LIMIT_MAX)
-        if source is not None:
-            check_filter_source(source)
         with self._engine.begin() as connection:
             return timeline.recent(connection, account_id, limit, source)
 
@@ -181,20 +184,16 @@ class BalanceStore:
                                  source: str | None = None) -> timeline.SnapshotColumns:
         """`snapshot_history` as parallel columns with each snapshot's cash (`snapshot_cash`),
         for the JSON API: no `Snapshot` objects, one statement (see `bot.store.timeline`)."""
-        check_name("account_id", account_id)
+        _check_account_query(account_id, source)
         _check_range(start, end, check_aware)
-        if source is not None:
-            check_filter_source(source)
         with self._engine.begin() as connection:
             return timeline.history_columns(connection, account_id, start, end, source)
 
     def recent_snapshot_columns(self, account_id: str, limit: int,
                                 source: str | None = None) -> timeline.SnapshotColumns:
         """`recent_snapshots` as columns with cash, oldest first (the newest is the last)."""
-        check_name("account_id", account_id)
+        _check_account_query(account_id, source)
         _check_limit(limit, RECENT_LIMIT_MAX)
-        if source is not None:
-            check_filter_source(source)
         with self._engine.begin() as connection:
             return timeline.recent_columns(connection, account_id, limit, source)
 
