@@ -61,6 +61,15 @@ def test_a_reload_since_a_watermark_returns_what_changed(truth):
     assert "carol:kraken" in {r.state.account_id for r in truth.states(since=written)}
 
 
+def test_a_reload_can_leave_out_the_rows_one_reader_wrote(truth):
+    truth.publish([state(account="alice:kraken")], "host:1/a")
+    truth.publish([state(account="bob:kraken")], "host:2/b")
+    assert {r.state.account_id for r in truth.states(except_reader="host:1/a")} == {"bob:kraken"}
+    truth.publish([state(account="bob:kraken")], "host:1/a")  # now host:1/a's row too
+    assert truth.states(except_reader="host:1/a") == []
+    assert {r.state.account_id for r in truth.states(except_reader="host:3/c")} == {"alice:kraken", "bob:kraken"}
+
+
 def test_the_change_feed_sees_another_connections_commit(store, database_url):
     truth = TruthStore(store)
     feed, stop = truth.change_feed(), threading.Event()

@@ -66,7 +66,7 @@ class SharedTruth:
         distributed = config.settings.fetch.distributed
         self.keeper = LeaseKeeper(self._truth, self.identity, "follower" if distributed else role,
                                   gated_accounts(config), closer="once", **lease_timing)
-        self.shared = SharedStates(self._truth, config)
+        self.shared = SharedStates(self._truth, config, own_reader=self.identity)
         self.fleet = None
         if distributed:  # imported only here: local processes never load the task queue
             from bot.distributed.rounds import FleetRounds

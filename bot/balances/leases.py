@@ -307,7 +307,8 @@ class LeaseKeeper:
         return {KEY_PREFIX + fp for fp in asked - draining}, draining
 
     def _next_delay(self, claimed: Claimed, started: float) -> float:
-        delay = self._renew
+        # every `_renew` seconds from the start of a claim, however long the claims take
+        delay = max(0.05, self._renew - (time.monotonic() - started))
         if self.role == "follower":
             return delay
         for lease in claimed.others.values():

@@ -2,8 +2,9 @@
 
 It subscribes to the `BalanceService` (states other processes read, source ``followed``, are not
 written back) and notes when each read began (the listener runs as the read ends: now less its
-``read_seconds``; ``read_started`` keeps the last one per account); one writer thread takes what is queued in batches and writes each batch in one
-transaction (`TruthStore.publish`: the rows, the floors of the keys read, and on PostgreSQL the
+``read_seconds``; ``read_started`` keeps the last one per account). One writer thread gathers
+what is queued while reads keep arriving (`gather_batch`, at most `GATHER_SECONDS`: a round of
+2,000 reads is a few transactions, not hundreds) and writes each batch in one transaction (`TruthStore.publish`: the rows, the floors of the keys read, and on PostgreSQL the
 ``NOTIFY`` that wakes the followers), so the fetch loop never waits for the database. A batch
 that fails is logged and dropped: the next read of those accounts writes them again.
 
@@ -18,7 +19,7 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from bot.core.queues import next_batch
+from bot.core.queues import gather_batch
 from bot.core.sources import FOLLOWED
 from bot.core.state import AccountState
 from bot.store.truth import Floors, TruthStore
@@ -26,6 +27,10 @@ from bot.store.truth import Floors, TruthStore
 log = logging.getLogger(__name__)
 
 _STOP = object()
+_FLUSH = object()
+GATHER_IDLE_SECONDS = 0.02  # a batch keeps gathering while reads arrive at least this often ...
+GATHER_SECONDS = 0.25       # ... for at most this long (followers see a state within ~1 s anyway)
+GATHER_MAX = 5000
 
 
 class StatePublisher:
@@ -53,7 +58,10 @@ class StatePublisher:
         return self
 
     def flush(self) -> None:
-        """Wait until every state queued so far is written (or dropped after a failure)."""
+        """Wait until every state queued so far is written (or dropped after a failure); the
+        writer stops gathering at once."""
+        if self._thread is not None:
+            self._queue.put(_FLUSH)
         self._queue.join()
 
     def stop(self) -> None:
@@ -65,8 +73,10 @@ class StatePublisher:
 
     def _run(self) -> None:
         while True:
-            batch = next_batch(self._queue, limit=5000)
-            latest = {entry[0].account_id: entry for entry in batch if entry is not _STOP}  # newest per account
+            batch = gather_batch(self._queue, GATHER_MAX, GATHER_IDLE_SECONDS, GATHER_SECONDS,
+                                 lambda entry: entry is _STOP or entry is _FLUSH)
+            latest = {entry[0].account_id: entry for entry in batch
+                      if entry is not _STOP and entry is not _FLUSH}  # newest per account
             try:
                 if latest:
                     started = {i: at for i, (_, at) in latest.items() if at is not None}

@@ -6,7 +6,8 @@ change feed (`bot.store.changes`: SQLite ``PRAGMA data_version`` twice a second,
 ``LISTEN``): when another process committed, the rows written since the newest one seen (less
 the overlap) are reloaded, and every row whose (version, reader, updated_at) changed is handed to
 the subscribers (``listener(row, previous_row)``; `subscribe` gives the `StateView` form,
-source ``followed``). A new state is seen within about 1 s of its commit. New round requests
+source ``followed``). A new state is seen within about 1 s of its commit. The rows this
+process wrote itself (``own_reader``, its identity) are never reloaded: its service has them. New round requests
 (`TruthStore.request_round`) go to the ``on_rounds`` callback. `wait_read_since` lets a caller
 wait for states whose reads began after a given instant.
 
@@ -33,9 +34,10 @@ RowListener = Callable[[SharedState, "SharedState | None"], None]
 
 
 class SharedStates:
-    def __init__(self, truth: TruthStore, config):
+    def __init__(self, truth: TruthStore, config, own_reader: str | None = None):
         self.config = config
         self._truth = truth
+        self._own_reader = own_reader
         self._order = tuple(a.account_id for a in config.accounts())
         self._known = frozenset(self._order)
         self._lock = threading.Lock()
@@ -137,7 +139,7 @@ class SharedStates:
     def _reload(self, full: bool = False) -> None:
         with self._lock:
             since = None if full else self._watermark
-        rows = self._truth.states(since)
+        rows = self._truth.states(since, self._own_reader)
         changes = []
         with self._lock:
             for row in rows:

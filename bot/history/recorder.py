@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 from bot.balances.view import StateView
 from bot.config import MASTER_OWNER
-from bot.core.queues import next_batch
+from bot.core.queues import gather_batch
 from bot.core.sources import FOLLOWED, INITIAL
 from bot.core.state import AccountState, Status
 from bot.core.timefmt import utc_from_timestamp
@@ -146,33 +146,10 @@ class HistoryRecorder:
                 return
 
     def _gather(self) -> list:
-        """The next batch: what is queued, then more for as long as reads keep arriving (each
-        within `GATHER_IDLE_SECONDS` of the last) up to `GATHER_SECONDS` and `GATHER_MAX`; a
-        stop or a flush ends it. So a round's reads are written in one transaction, or one per
-        `GATHER_SECONDS` of a long round, and a lone read waits at most `GATHER_IDLE_SECONDS`."""
-        batch = next_batch(self._queue, GATHER_MAX)
-        deadline = time.monotonic() + GATHER_SECONDS
-        ended = any(entry is _STOP or entry is _FLUSH for entry in batch)
-        while not ended and len(batch) < GATHER_MAX:
-            wait = min(GATHER_IDLE_SECONDS, deadline - time.monotonic())
-            if wait <= 0:
-                break
-            try:
-                entry = self._queue.get(timeout=wait)  # a consumer waiting for work, not a sleep
-            except queue.Empty:
-                break
-            while True:
-                batch.append(entry)
-                if entry is _STOP or entry is _FLUSH:
-                    ended = True
-                    break
-                if len(batch) >= GATHER_MAX:
-                    break
-                try:
-                    entry = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-        return batch
+        """The next batch (`gather_batch`): a round's reads are written in one transaction, or
+        one per `GATHER_SECONDS` of a long round; a lone read waits at most `GATHER_IDLE_SECONDS`."""
+        return gather_batch(self._queue, GATHER_MAX, GATHER_IDLE_SECONDS, GATHER_SECONDS,
+                            lambda entry: entry is _STOP or entry is _FLUSH)
 
     def _write(self, reads: list[tuple[AccountState, str]]) -> None:
         """One batch: its snapshots and the changed provisional closes of its users, one transaction."""

@@ -117,11 +117,15 @@ def _state_of(row) -> AccountState:
                         error=row.error, error_class=row.error_class)
 
 
-def load_states(connection: Connection, since: datetime | None = None) -> list[SharedState]:
-    """Every row (``since`` None), or those written at or after ``since`` - `OVERLAP`."""
+def load_states(connection: Connection, since: datetime | None = None,
+                except_reader: str | None = None) -> list[SharedState]:
+    """Every row (``since`` None), or those written at or after ``since`` - `OVERLAP`; without
+    the rows ``except_reader`` wrote."""
     query = select(account_states)
     if since is not None:
         query = query.where(account_states.c.updated_at >= since - OVERLAP)
+    if except_reader is not None:
+        query = query.where(account_states.c.reader != except_reader)
     memo = _memo(connection)
     return [_shared(row, memo) for row in connection.execute(query)]
 

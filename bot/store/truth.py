@@ -48,10 +48,11 @@ class TruthStore:
             leases.write_floors(connection, reader, floors)
             return written
 
-    def states(self, since: datetime | None = None) -> list[SharedState]:
-        """Every shared state, or those written since ``since`` (minus `shared.OVERLAP`)."""
+    def states(self, since: datetime | None = None, except_reader: str | None = None) -> list[SharedState]:
+        """Every shared state, or those written since ``since`` (minus `shared.OVERLAP`); without
+        those ``except_reader`` wrote."""
         with self._engine.begin() as connection:
-            return shared.load_states(connection, since)
+            return shared.load_states(connection, since, except_reader)
 
     def state(self, account_id: str) -> SharedState | None:
         with self._engine.begin() as connection:
