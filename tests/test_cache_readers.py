@@ -71,3 +71,49 @@ def test_a_reader_sees_every_completion_in_order_while_a_writer_replaces_states(
     writer.join()
     assert seen == sorted(seen)                       # never an older state after a newer one
     assert cache.fresh(["a"])[0].value == Decimal(rounds)
+
+
+def test_an_owner_total_is_answered_only_while_every_account_of_the_owner_is_fresh():
+    from bot.balances.cache import MISSING
+
+    clock = Clock()
+    cache = BalanceCache(ttl_seconds=120, timer=clock, groups={"u": ("a", "b"), "v": ("c",)})
+    cache.claim(["a", "b", "c"], readable={"a", "b", "c"}, force=False)
+    cache.complete(state("a", "1.10"))
+    assert cache.fresh_total("u") is MISSING                      # b never read: no total
+    clock.now += 60
+    cache.complete(state("b", "2.25"))
+    assert cache.fresh_total("u") == Decimal("3.35")
+    cache.complete(AccountState(account_id="c", owner="v", broker="b", exchange="kraken", status=Status.ERROR,
+                                value=None, fetched_at=1.0, error="boom"))
+    assert cache.fresh_total("v") is None                         # fresh, and unknown: None, never 0
+    clock.now += 61                                               # a is 121 s old, b 61 s
+    assert cache.fresh_total("u") is MISSING
+    cache.claim(["a"], readable={"a"}, force=True)
+    cache.complete(state("a", "5"))
+    assert cache.fresh_total("u") == Decimal("7.25")              # a again, with b's state
+    cache.adopt(state("b", "1"), fresh=False)                     # adopted as not fresh: no total
+    assert cache.fresh_total("u") is MISSING and cache.fresh_total("nobody") is MISSING
+
+
+def test_owner_totals_follow_the_writes_whole_while_a_writer_replaces_both_accounts():
+    cache = BalanceCache(ttl_seconds=120, timer=Clock(), groups={"u": ("a", "b")})
+    rounds, seen, done = 1000, [], threading.Event()
+
+    def write():
+        for i in range(1, rounds + 1):
+            cache.claim(["a", "b"], readable={"a", "b"}, force=True)
+            cache.complete(state("a", str(i)))
+            cache.complete(state("b", str(i)))
+        done.set()
+    writer = threading.Thread(target=write)
+    writer.start()
+    while not done.is_set():
+        total = cache.fresh_total("u")
+        if not isinstance(total, Decimal):
+            continue
+        seen.append(total)
+    writer.join()
+    # a total is a + b of one moment: (i, i-1) or (i, i); never a sum of states no write made
+    assert all(t % 1 == 0 and Decimal(1) <= t <= 2 * rounds for t in seen) and seen == sorted(seen)
+    assert cache.fresh_total("u") == 2 * rounds

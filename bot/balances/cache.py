@@ -14,9 +14,14 @@ timer's time plus the TTL at the read's completion (``inf`` for pinned states, `
 state adopted as not fresh). ``hits`` and ``misses`` are counted by readers without a lock (an
 increment may be lost when two threads count at the very same moment: a metric, not a tally).
 
+The same holds for ``_totals`` (owner → ``(sum_known of its accounts' states, the earliest of
+their fresh_until)``, for the ``groups`` given): every write of an entry recomputes its owner's
+pair before the lock is released, so `fresh_total` answers a user's total with one dict read
+while all of its accounts are fresh (the trading loop's call), never from a half-written round.
+
 ``_lock`` serialises the writers: it guards ``_inflight`` (account id → `Flight` of the read in
-progress), every flight's ``state`` and ``rounds``, and the replacement of ``_entries`` pairs
-(so that a completion and its flight's end are one step for `claim`). Nothing slow happens
+progress), every flight's ``state`` and ``rounds``, and the replacement of ``_entries`` and
+``_totals`` pairs (so that a completion and its flight's end are one step for `claim`). Nothing slow happens
 while it is held; waiting happens on a `threading.Event` outside it.
 """
 from __future__ import annotations
@@ -26,10 +31,11 @@ import threading
 import time
 from typing import Callable, Iterable, Sequence
 
-from bot.core.state import AccountState
+from bot.core.state import AccountState, sum_known
 
 _NEVER = -math.inf
 _ALWAYS = math.inf
+MISSING = object()  # `fresh_total`: not every account of the owner is fresh
 
 
 class Flight:
@@ -59,11 +65,15 @@ class _Round:
 
 
 class BalanceCache:
-    def __init__(self, ttl_seconds: float, timer=time.monotonic):
+    def __init__(self, ttl_seconds: float, timer=time.monotonic, groups: dict[str, tuple[str, ...]] | None = None):
+        """``groups``: owner → its account ids, whose totals `fresh_total` answers."""
         self._lock = threading.Lock()
         self._ttl = ttl_seconds
         self._timer = timer
         self._entries: dict[str, tuple[AccountState, float]] = {}
+        self._groups = dict(groups or {})
+        self._group_of = {account_id: owner for owner, ids in self._groups.items() for account_id in ids}
+        self._totals: dict[str, tuple[object, float]] = {}
         self._inflight: dict[str, Flight] = {}
         self.hits = 0
         self.misses = 0
@@ -71,7 +81,19 @@ class BalanceCache:
     def pin(self, state: AccountState) -> None:
         """Store a state that never needs reading (an account with no credentials)."""
         with self._lock:
-            self._entries[state.account_id] = (state, _ALWAYS)
+            self._store_locked(state.account_id, (state, _ALWAYS))
+
+    def _store_locked(self, account_id: str, pair: tuple[AccountState, float]) -> None:
+        """Replace the entry of ``account_id`` and its owner's total (``_lock`` held)."""
+        entries = self._entries
+        entries[account_id] = pair
+        owner = self._group_of.get(account_id)
+        if owner is None:
+            return
+        pairs = [entries.get(i) for i in self._groups[owner]]
+        if None in pairs:
+            return  # an account never read: no total yet (`fresh_total` misses)
+        self._totals[owner] = (sum_known(p[0] for p in pairs), min(p[1] for p in pairs))
 
     def fresh(self, account_ids: Sequence[str]) -> list[AccountState] | None:
         """The states if every account is fresh (or pinned), else None. The hot path: no lock."""
@@ -86,6 +108,15 @@ class BalanceCache:
             states.append(entry[0])
         self.hits += 1
         return states
+
+    def fresh_total(self, owner: str):
+        """``sum_known`` of the states of ``owner``'s accounts if every one is fresh (or pinned),
+        else `MISSING`. The hot path: one dict read, no lock."""
+        entry = self._totals.get(owner)
+        if entry is None or entry[1] <= self._timer():
+            return MISSING
+        self.hits += 1
+        return entry[0]
 
     def latest(self, account_id: str) -> AccountState | None:
         entry = self._entries.get(account_id)
@@ -123,7 +154,7 @@ class BalanceCache:
     def complete(self, state: AccountState) -> None:
         """Record the result of a read and end its flight (its waiters are woken)."""
         with self._lock:
-            self._entries[state.account_id] = (state, self._timer() + self._ttl)
+            self._store_locked(state.account_id, (state, self._timer() + self._ttl))
             flight = self._inflight.pop(state.account_id, None)
             woken = self._end_locked(flight, state) if flight is not None else ()
         for event in woken:
@@ -134,7 +165,7 @@ class BalanceCache:
         state, and a fresh one if ``fresh``. Returns the state it replaces."""
         with self._lock:
             previous = self._entries.get(state.account_id)
-            self._entries[state.account_id] = (state, self._timer() + self._ttl if fresh else _NEVER)
+            self._store_locked(state.account_id, (state, self._timer() + self._ttl if fresh else _NEVER))
             return None if previous is None else previous[0]
 
     @staticmethod

@@ -33,7 +33,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Callable
 
-from bot.balances.cache import BalanceCache, Flight
+from bot.balances.cache import MISSING, BalanceCache, Flight
 from bot.balances.view import StateListener
 from bot.config import AccountConfig, Config
 from bot.core.brokers import BrokerType, broker_key
@@ -65,15 +65,6 @@ class BalanceService:
         settings = self.settings = config.settings
         self._registry = ExchangeRegistry(settings, time_scale=time_scale)
         self._accounts: dict[str, AccountConfig] = {a.account_id: a for a in config.accounts()}
-        self._cache = BalanceCache(settings.cache_ttl_seconds, timer=clock)
-        self._clients = {}
-        for account_id, account in self._accounts.items():
-            client = build_client(account, self._registry, settings.base_currency)
-            if client is None:
-                self._cache.pin(blank_state(account, Status.NOT_CONFIGURED, account.broker.missing_credentials))
-            else:
-                self._clients[account_id] = client
-        self._readable = frozenset(self._clients)
         by_owner: dict[str, tuple[str, ...]] = {}
         by_owner_broker: dict[tuple[str, str], tuple[str, ...]] = {}
         for account in self._accounts.values():
@@ -83,6 +74,15 @@ class BalanceService:
                 key = (owner, name)
                 by_owner_broker[key] = by_owner_broker.get(key, ()) + (account.account_id,)
         self._by_owner = by_owner
+        self._cache = BalanceCache(settings.cache_ttl_seconds, timer=clock, groups=by_owner)
+        self._clients = {}
+        for account_id, account in self._accounts.items():
+            client = build_client(account, self._registry, settings.base_currency)
+            if client is None:
+                self._cache.pin(blank_state(account, Status.NOT_CONFIGURED, account.broker.missing_credentials))
+            else:
+                self._clients[account_id] = client
+        self._readable = frozenset(self._clients)
         self._by_owner_broker = by_owner_broker
         self._loop = FetchLoop()
         self._host_of = {account_id: getattr(client, "endpoint", None) and client.endpoint.budget
@@ -265,6 +265,9 @@ class BalanceService:
         accounts on one exchange are summed); None when unknown. KeyError for an unknown user
         or a broker the user does not have."""
         if broker_type is None:
+            total = self._cache.fresh_total(user_id)  # the trading loop's call: one dict read
+            if total is not MISSING:
+                return total
             ids = self._by_owner.get(user_id)
         else:
             ids = self._by_owner_broker.get((user_id, broker_key(broker_type)))
