@@ -15,6 +15,7 @@ import socket
 import sys
 
 from bot.app.argparsing import OneLineParser, UsageError, add_source_address, with_source_address
+from bot.app.heap import settle_heap
 from bot.app.logsetup import add_common_options, configure_logging
 from bot.config import ConfigError, config_directory, load_config
 from web.auth import TokenConfigError, is_loopback
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         host, port = server.effective_host, server.effective_port
         log.info("serving on http://%s:%s/ (%d tokens configured)", host, port, len(ctx.tokens))
         print(f"listening on http://{host}:{port}/", flush=True)
+        settle_heap()
         server.run()
         return 0
     finally:

@@ -31,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bot.app import ops
 from bot.app.argparsing import OneLineParser, UsageError, add_source_address, with_source_address
+from bot.app.heap import settle_heap
 from bot.app.logsetup import add_common_options, configure_logging
 from bot.app.manager import MultiAccountBrokerManager
 from bot.config import ConfigError, load_config
@@ -148,6 +149,7 @@ def run(args, stop: threading.Event) -> int:
         host, port = server.server_address[:2]
         log.info("monitoring %d accounts, refresh every %g s; metrics on http://%s:%d/metrics",
                  len(manager.config.accounts()), manager.config.settings.cache_ttl_seconds, host, port)
+        settle_heap()
         stop.wait()
         log.info("stopping")
         status = EXIT_OK

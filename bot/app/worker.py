@@ -18,6 +18,7 @@ import sys
 from functools import partial
 
 from bot.app.argparsing import OneLineParser, UsageError, add_source_address, with_source_address
+from bot.app.heap import settle_heap
 from bot.app.logsetup import add_common_options, configure_logging
 from bot.app.manager import open_store
 from bot.config import ConfigError, load_config
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None, time_scale: float = 1.0) -> int:
             loop.add_signal_handler(sig, partial(_on_signal, sig, stop))
         await worker.run(stop)
 
+    settle_heap()  # the configuration and the modules: never walked by a collection again
     try:
         asyncio.run(serve())
     except ConfigError as exc:  # e.g. the database cannot be opened
