@@ -59,6 +59,13 @@ def test_the_index_agrees_with_the_read_model_of_every_state(config, kraken, man
     balances["master"].clear()
     again = manager.get_all_balances()
     assert again["users"]["alice"]["kraken"] == D(1000) and again["master"] == {"kraken": D(5)}
+    kraken.set_balance(creds["alice"]["api_key"], "USD", "50")
+    manager.refresh(force=True)
+    assert manager.get_all_balances()["users"]["alice"]["kraken"] == D(50)   # before any summary: its own dirty set
+    summary = manager.get_user_balance_summary()
+    assert summary == user_balance_summary(build_read_model(manager))
+    assert next(u for u in summary["users"] if u["user_id"] == "alice")["total"] == D(51)
+    assert manager.get_all_balances()["users"]["carol"] == {"kraken": D(200), "paper": D(1)}
 
 
 def test_due_reads_are_started_once_and_fresh_ones_never(config, kraken, managers):

@@ -5,7 +5,9 @@ summaries (`get_user_balance_summary`, `get_all_balances`) without a scan of eve
 each account. A read marks its owner dirty; `model()` recomputes only the dirty owners' totals
 (`bot.views.model.owner_total`, the read model's one rule) and returns a `ReadModel` that is
 reused, ranking included, until some owner changes again. `balances()` is the per-owner
-``{broker: value}`` of `get_all_balances`, also kept per owner.
+``{broker: value}`` of `get_all_balances`, kept per owner apart from the model (its own dirty
+set: it recomputes only the owners read since its last call, and never the totals or the
+ranking, so it stays cheap while rounds run).
 
 `due()` says whether the manager must ask for reads before answering (the call that used to
 scan every state to find them): an enabled account never read yet, or one whose last read is
@@ -15,10 +17,11 @@ asked for them (so a round in progress is not asked for again at every call) and
 view's current states then (a caller may see a read finish before its listener ran).
 
 Locks: ``_lock`` guards ``_states`` (account id -> latest state), ``_dirty`` (owners read since
-the last build), ``_due`` (heap of (due time, account id)), ``_next`` (account id -> its latest
+the last build), ``_dirty_values`` (owners read since the last `balances`), ``_due`` (heap of (due time, account id)), ``_next`` (account id -> its latest
 due time: older heap entries are stale) and ``_unread``; it is held only to record a read or to
 take a copy, never while computing. ``_build_lock`` serialises `model()` and guards ``_totals``
-(owner -> `OwnerTotal`), ``_brokers`` (owner -> {broker: value}), ``_model`` and ``_values``.
+(owner -> `OwnerTotal`), ``_brokers`` (owner -> {broker: value}, as of ``_model``), ``_model``,
+``_values`` and ``_value_brokers`` (owner -> {broker: value}, as of ``_values``).
 """
 from __future__ import annotations
 
@@ -46,12 +49,14 @@ class OwnerIndex:
         self._build_lock = threading.Lock()
         self._states: dict[str, AccountState] = {}
         self._dirty: set[str] = {layout[0] for layout in layouts}
+        self._dirty_values: set[str] = set(self._dirty)
         self._due: list[tuple[float, str]] = []
         self._next: dict[str, float] = {}
         self._totals: dict[str, OwnerTotal] = {}
         self._brokers: dict[str, dict[str, Decimal | None]] = {}
         self._model: ReadModel | None = None
         self._values: dict | None = None
+        self._value_brokers: dict[str, dict[str, Decimal | None]] = {}
         with self._lock:  # listen first, then take what was read before: no read falls between
             self._unsubscribe = view.subscribe(self._on_state)
             for state in view.current_states():
@@ -69,6 +74,7 @@ class OwnerIndex:
         with self._lock:
             self._states[state.account_id] = state
             self._dirty.add(owner)
+            self._dirty_values.add(owner)
             self._unread.discard(state.account_id)
             self._next[state.account_id] = due
             heapq.heappush(self._due, (due, state.account_id))
@@ -97,6 +103,7 @@ class OwnerIndex:
                 if owner is not None and self._states.get(state.account_id) is not state:
                     self._states[state.account_id] = state
                     self._dirty.add(owner)
+                    self._dirty_values.add(owner)
                     self._unread.discard(state.account_id)
             heap = self._due
             while heap and heap[0][0] <= now:
@@ -118,13 +125,11 @@ class OwnerIndex:
             for (owner_id, name, _ids, configs), states in changed:
                 total = owner_total(owner_id, name, configs, states)
                 self._totals[owner_id] = total
-                self._brokers[owner_id] = {config.broker.name: None if state is None else state.value
-                                           for config, state in zip(configs, states)}
+                self._brokers[owner_id] = _broker_values(configs, states)
             master = None if self._master_layout is None else self._totals[self._master_layout[0]]
             users = tuple(self._totals[layout[0]] for layout in self._user_layouts)
             self._model = ReadModel(time.time(), self._settings.base_currency, self._settings.timezone, master,
                                     users, summarize(users))
-            self._values = None
             return self._model
 
     def _layouts(self, owners: set[str]):
@@ -146,12 +151,23 @@ class OwnerIndex:
 
     def balances(self) -> dict:
         """``{"master": {broker: value}, "users": {user_id: {broker: value}}}`` (a new dict each
-        call; users without an enabled account left out); values Decimal or None."""
-        self.model()
+        call; users without an enabled account left out); values Decimal or None. Recomputes
+        only the owners read since the last call (not the model)."""
         with self._build_lock:
-            if self._values is None:
-                master = {} if self._master_layout is None else self._brokers[self._master_layout[0]]
-                self._values = {"master": master, "users": {layout[0]: self._brokers[layout[0]]
+            with self._lock:
+                dirty, self._dirty_values = self._dirty_values, set()
+                get = self._states.get
+                changed = [(layout, tuple(map(get, layout[2]))) for layout in self._layouts(dirty)] if dirty else []
+            for (owner_id, _name, _ids, configs), states in changed:
+                self._value_brokers[owner_id] = _broker_values(configs, states)
+            if changed or self._values is None:
+                brokers = self._value_brokers
+                master = {} if self._master_layout is None else brokers[self._master_layout[0]]
+                self._values = {"master": master, "users": {layout[0]: brokers[layout[0]]
                                                             for layout in self._user_layouts if layout[2]}}
             values = self._values
         return {"master": dict(values["master"]), "users": {user: dict(b) for user, b in values["users"].items()}}
+
+
+def _broker_values(configs, states) -> dict[str, Decimal | None]:
+    return {config.broker.name: None if state is None else state.value for config, state in zip(configs, states)}
