@@ -40,6 +40,7 @@ class StatePublisher:
         self._identity = identity
         self._floors = floors
         self._queue: queue.Queue = queue.Queue()
+        self._cut = threading.Event()  # set after a stop or a flush is queued: the writer stops gathering
         self._thread: threading.Thread | None = None
         self.read_started: dict[str, float] = {}  # account id -> when its last read began (epoch seconds)
 
@@ -62,19 +63,22 @@ class StatePublisher:
         writer stops gathering at once."""
         if self._thread is not None:
             self._queue.put(_FLUSH)
+            self._cut.set()
         self._queue.join()
 
     def stop(self) -> None:
         """Write what is queued, then stop the writer thread."""
         if self._thread is not None:
             self._queue.put(_STOP)
+            self._cut.set()
             self._thread.join()
             self._thread = None
 
     def _run(self) -> None:
         while True:
+            self._cut.clear()
             batch = gather_batch(self._queue, GATHER_MAX, GATHER_IDLE_SECONDS, GATHER_SECONDS,
-                                 lambda entry: entry is _STOP or entry is _FLUSH)
+                                 lambda entry: entry is _STOP or entry is _FLUSH, self._cut)
             latest = {entry[0].account_id: entry for entry in batch
                       if entry is not _STOP and entry is not _FLUSH}  # newest per account
             try:

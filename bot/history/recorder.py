@@ -72,6 +72,7 @@ class HistoryRecorder:
         self._interval = dt.timedelta(minutes=settings.snapshot_interval_minutes)
         self._now = now
         self._queue: queue.Queue = queue.Queue()
+        self._cut = threading.Event()  # set after a stop or a flush is queued: the writer stops gathering
         self._last_lock = threading.Lock()
         self._last: dict[str, tuple[dt.datetime, Decimal]] = {}
         self._daily_lock = threading.Lock()
@@ -100,6 +101,7 @@ class HistoryRecorder:
         """Wait until every read queued so far is written (the writer stops gathering at once)."""
         if self._thread is not None:
             self._queue.put(_FLUSH)
+            self._cut.set()
         self._queue.join()
 
     def stop(self) -> None:
@@ -109,6 +111,7 @@ class HistoryRecorder:
             self._unsubscribe = None
         if self._thread is not None:
             self._queue.put(_STOP)
+            self._cut.set()
             self._thread.join()
             self._thread = None
 
@@ -148,8 +151,9 @@ class HistoryRecorder:
     def _gather(self) -> list:
         """The next batch (`gather_batch`): a round's reads are written in one transaction, or
         one per `GATHER_SECONDS` of a long round; a lone read waits at most `GATHER_IDLE_SECONDS`."""
+        self._cut.clear()
         return gather_batch(self._queue, GATHER_MAX, GATHER_IDLE_SECONDS, GATHER_SECONDS,
-                            lambda entry: entry is _STOP or entry is _FLUSH)
+                            lambda entry: entry is _STOP or entry is _FLUSH, self._cut)
 
     def _write(self, reads: list[tuple[AccountState, str]]) -> None:
         """One batch: its snapshots and the changed provisional closes of its users, one transaction."""
