@@ -90,7 +90,11 @@ class BalanceCache:
         owner = self._group_of.get(account_id)
         if owner is None:
             return
-        pairs = [entries.get(i) for i in self._groups[owner]]
+        ids = self._groups[owner]
+        if len(ids) == 1:  # the usual user: its one account's value
+            self._totals[owner] = (pair[0].value, pair[1])
+            return
+        pairs = [entries.get(i) for i in ids]
         if None in pairs:
             return  # an account never read: no total yet (`fresh_total` misses)
         self._totals[owner] = (sum_known(p[0] for p in pairs), min(p[1] for p in pairs))
