@@ -69,6 +69,23 @@ def test_history_columns_are_the_snapshots_with_their_cash(mixed, source):
     assert any(len(row[4]) == 27 for row in expected) and any(len(row[4]) == 20 for row in expected)
 
 
+@pytest.mark.parametrize("kind", ["cash row", "no cash row", "no detail"])
+def test_history_columns_of_one_kind_of_detail_throughout(store, kind):
+    items = []
+    for i in range(40):
+        balance = D(i * 3) + D("0.5")
+        assets = ((AssetRow("USD", balance / 2, D(1), balance / 2),) if kind == "cash row"
+                  else (AssetRow("USDT", balance, D(1), balance),) if kind == "no cash row" else ())
+        items.append(snap("carol:kraken", str(balance), T0 + i * MIN, assets=assets))
+    store.add_snapshots(items)
+    snapshots = store.snapshot_history("carol:kraken", T0, T0 + 60 * MIN)
+    columns = store.snapshot_history_columns("carol:kraken", T0, T0 + 60 * MIN)
+    assert rows_of_columns(columns) == rows_of(snapshots, store.snapshot_cash([s.id for s in snapshots]))
+    assert set(columns.cash) == ({D(0)} if kind == "no cash row" else {None} if kind == "no detail"
+                                 else set(columns.cash) - {None, D(0)})
+    assert series_body(columns, False, "USD", {}) == reference_body(store, snapshots, False, {})
+
+
 @pytest.mark.parametrize("paper", [False, True])
 @pytest.mark.parametrize("source", [None, "account_sync"])
 def test_series_body_is_the_json_of_series_json_byte_for_byte(mixed, source, paper):

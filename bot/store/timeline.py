@@ -234,6 +234,8 @@ def _columns(connection: Connection, account_id: str, rows: list[tuple],
     zero = Decimal(0)
     if all(detailed) and not any(map(is_, values, repeat(None))):  # usual: every snapshot has its cash row
         cash = tuple(map(Decimal, values))
+    elif all(detailed) and all(map(is_, values, repeat(None))):  # no snapshot holds its own currency
+        cash = (zero,) * len(values)
     else:
         cash = tuple(None if not d else zero if v is None else Decimal(v) for v, d in zip(values, detailed))
     return SnapshotColumns(account_id, ids, balances, currencies, sources, captured, created, tuple(amounts),
