@@ -2,10 +2,12 @@
 
 `WorkerProcess(config_dir, address)` runs ``python -m bot.worker --config DIR --source-address
 ADDRESS`` (``clock_offset``, e.g. ``"-30s"``: with Debian's libfaketime, a host whose clock is
-wrong, preloaded into the worker itself so that signals reach it; with ``time_scale`` other than 1: ``python -m tests.fleet_worker``, the same entry
-point with the exchanges' durations divided, for time-scaled fakes), waits for its "reading ...
-accounts" line and collects stderr (`tests.monitor_process.LoggedProcess`). ``identity`` is
-the worker's reader name in ``account_states``.
+wrong, preloaded into the worker itself so that signals reach it; with ``time_scale`` other than
+1 or ``poll_seconds``: ``python -m tests.fleet_worker``, the same entry point with the
+exchanges' durations divided, for time-scaled fakes, and its idle queue workers looking for
+jobs every ``poll_seconds``), waits for its "reading ... accounts" line and collects stderr
+(`tests.monitor_process.LoggedProcess`). ``identity`` is the worker's reader name in
+``account_states``.
 
 `fleet_config(root, database_url, users, **settings)` writes a distributed configuration.
 """
@@ -45,9 +47,12 @@ def faketime_library() -> str | None:
 
 class WorkerProcess(LoggedProcess):
     def __init__(self, config_dir, address: str, concurrency: int = 4, time_scale: float = 1.0,
-                 start_timeout: float = 60.0, clock_offset: str | None = None):
+                 start_timeout: float = 60.0, clock_offset: str | None = None, poll_seconds: float | None = None):
         self.address = address
-        module = ["bot.worker"] if time_scale == 1 else ["tests.fleet_worker", "--time-scale", str(time_scale)]
+        module = ["bot.worker"] if time_scale == 1 and poll_seconds is None else \
+            ["tests.fleet_worker", "--time-scale", str(time_scale)]
+        if poll_seconds is not None:
+            module += ["--poll-seconds", str(poll_seconds)]
         env = clean_env()
         if clock_offset is not None:  # Debian's libfaketime: this worker's wall clock is off by that much
             env.update(LD_PRELOAD=faketime_library(), FAKETIME=clock_offset, FAKETIME_DONT_FAKE_MONOTONIC="1")

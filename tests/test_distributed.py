@@ -230,3 +230,50 @@ def test_monitor_schedules_the_workers_read_and_web_follows(tmp_path, fleet_db):
         assert sources <= {"initial_connection", "scheduled_sync", "manual_sync", "account_sync"}
         assert "initial_connection" in sources
         assert {e.ip for e in kraken.ip_log()} == {"127.0.0.2"}  # neither the monitor nor the web called it
+
+
+def test_workers_taking_turns_on_one_kraken_key_keep_its_call_counter(tmp_path, fleet_db):
+    """One Kraken key (starter: at most 15, -0.33 per second; time scale 10) shared by 30
+    accounts; the workers look for jobs every 0.05 s (at the default 1 s a key's reads are too
+    slow for its counter to bind at this scale). The worker at 127.0.0.2 starts a forced round;
+    once it has spent the key's burst the one at 127.0.0.3 starts and the first stops, so the
+    round ends on a worker that had never called the key; a second round at once is read by that
+    one and the one at 127.0.0.4. The key's modelled counter travels through the database with
+    its nonce floor: the fake refuses nothing (a worker counting from 0, or only its own calls,
+    would go over a nearly full counter), and every account is read both times."""
+    scale = 10.0
+    with FakeKraken(enforce_limits=True, time_scale=scale) as kraken:
+        creds = kraken.add_account({"USD": "25"})
+        root = fleet_config(tmp_path, fleet_db, {f"u{i}": {"kraken": broker_on(kraken, creds)} for i in range(30)})
+
+        def start(address):
+            return WorkerProcess(root, address, time_scale=scale, poll_seconds=0.05)
+        first = start(ADDRESSES[0])
+        workers = [first]
+        manager = follower(root)
+        try:
+            result: dict = {}
+            refresher = threading.Thread(target=lambda: result.update(states=manager.refresh()))
+            refresher.start()
+            wait_until(lambda: len(kraken.private_calls(creds["api_key"])) >= 14, 30, "the first worker's burst")
+            workers.append(start(ADDRESSES[1]))
+            assert first.stop() == 0, first.log
+            refresher.join(timeout=60)
+            assert not refresher.is_alive()
+            first_round = readers_of(fleet_db)
+            workers.append(start(ADDRESSES[2]))
+            second = manager.refresh()
+        finally:
+            manager.close()
+            for worker in workers[1:]:
+                assert worker.stop() == 0, worker.log
+        for states in (result["states"], second):
+            assert [s.status for s in states] == [Status.OK] * 30, [(s.account_id, s.error) for s in states]
+            assert {s.value for s in states} == {Decimal("25")}
+        assert set(first_round.values()) == {first.identity, workers[1].identity}  # the turn changed mid-round
+        assert kraken.refused == 0, kraken.limit_stats()["by_reason"]
+        assert kraken.limit_stats()["by_key"][creds["api_key"]]["peak_counter"] <= 15
+        assert kraken.violations == {name: 0 for name in kraken.violations}, kraken.violations
+        assert len(kraken.private_calls(creds["api_key"])) == 60  # nothing refused, nothing read twice
+        (level,), = query(fleet_db, "SELECT counter_level FROM key_leases WHERE name LIKE 'key:%'")
+        assert 10 < level <= 15  # the paced counter after the last read, for the next one

@@ -3,7 +3,8 @@
 Each keeper stands for one process (its own identity and store connection pool); leases are
 short here (3 s, renewed every second) so that expiry and takeover take seconds, not the product's
 30 s (the real-process takeover test with the real lease is in test_shared_processes.py). The
-exchange registry is the real one, so floors go through real `KeyLane`s.
+exchange registry is the real one, so floors go through real `KeyLane`s; the last test reads
+through real `BalanceService`s against the fake Kraken enforcing its per-key call counter.
 """
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ import time
 
 import pytest
 
-from bot.balances.leases import LeaseKeeper
+from bot.balances.leases import LeaseKeeper, keys_of
+from bot.balances.service import BalanceService
 from bot.config import load_config
+from bot.core.state import Status
 from bot.exchanges.clients import ExchangeRegistry
 from bot.store import BalanceStore
 from bot.store.leases import CLOSER, KEY_PREFIX
 from bot.store.truth import TruthStore
-from tests.conftest import broker_on
+from tests.conftest import FAST_SETTINGS, ConfigBuilder, broker_on
+from tests.fakes import FakeKraken
 
 FAST = {"lease_seconds": 3.0, "renew_seconds": 1.0}
 
@@ -102,6 +106,24 @@ def test_a_stopped_reader_hands_its_key_on_with_its_nonce_and_spacing(processes)
     assert taken.not_before >= gate.last_call_at + taken.interval() - 1e-5  # stored to the microsecond
 
 
+def test_a_stopped_reader_hands_its_key_on_with_its_call_counter(processes):
+    first = processes("a", "auto")
+    first.keeper.start()
+    gate = first.gate()
+    for _ in range(12):                 # a burst: the counter modelled at 12 after the last call
+        assert gate.go_now()
+    gate.completed()
+    level = gate.last_level
+    first.keeper.stop()                 # releases with the floors
+    second = processes("b", "auto")
+    second.keeper.start()
+    assert second.keeper.holds(ALICE)
+    lease = TruthStore(second.store).leases()[KEY_PREFIX + second.fingerprint]
+    assert lease.counter_level == level and 11.9 < level <= 12
+    taken = second.gate()
+    assert 11 < taken.level() <= level  # decayed since that call, at the lane's rate
+
+
 def test_a_crashed_readers_lease_is_taken_over_after_it_expires(processes):
     crashed = processes("a", "reader")
     crashed.keeper.start()
@@ -164,3 +186,38 @@ def test_leases_name_the_key_by_fingerprint_never_the_key(processes, kraken_conf
     api_key = kraken_config.accounts()[0].broker.credentials.api_key.reveal()
     assert names == {KEY_PREFIX + process.fingerprint}
     assert all(api_key not in name for name in names)
+
+
+def test_a_key_taken_over_mid_burst_keeps_kraken_s_call_counter(database_url, tmp_path):
+    """20 accounts on one Kraken key (starter counter: 15, -0.33 per second; time scale 10): a
+    process reads them all (its counter ends near full), stops and releases the lease, another
+    takes it at once and reads them all again. The second continues the first one's modelled
+    counter from the lease's floors: the fake refuses nothing and every read is good (a process
+    counting from 0 would burst on a full counter)."""
+    scale = 10.0
+    with FakeKraken(enforce_limits=True, time_scale=scale) as kraken:
+        creds = kraken.add_account({"USD": "7"})
+        builder = ConfigBuilder(tmp_path / "counter")
+        builder.settings(**FAST_SETTINGS, database_url=database_url)
+        for i in range(20):
+            builder.user(f"u{i}", {"kraken": broker_on(kraken, creds)})
+        config = builder.load()
+        rounds, stores = [], []
+        for name in ("a", "b"):
+            stores.append(BalanceStore(database_url))
+            keeper = LeaseKeeper(TruthStore(stores[-1]), f"test:{name}", "auto", keys_of(config), **FAST)
+            service = BalanceService(config, time_scale=scale, gate=keeper)
+            keeper.start()
+            try:
+                assert keeper.holds("u0:kraken")
+                rounds.append(service.refresh())
+            finally:
+                keeper.stop()           # releases the lease with the floors: the next one takes it at once
+                service.close()
+        for store in stores:
+            store.close()
+    for states in rounds:
+        assert [s.status for s in states] == [Status.OK] * 20, [(s.account_id, s.error) for s in states]
+    assert kraken.refused == 0, kraken.limit_stats()["by_reason"]
+    assert kraken.limit_stats()["by_key"][creds["api_key"]]["peak_counter"] <= 15
+    assert len(kraken.private_calls(creds["api_key"])) == 40

@@ -158,6 +158,42 @@ def test_released_leases_expire_at_once_and_keep_their_floors(truth):
     assert taken.held[KEY].nonce_floor == 7 and taken.held[KEY].holder == "host:2/b"
 
 
+def test_floors_carry_the_keys_counter_level_through_publish_claim_and_release(truth):
+    at = [datetime(2026, 1, 1, 12, 0, i, tzinfo=timezone.utc) for i in range(5)]
+    truth.claim("host:1/a", "auto", [KEY])
+    assert truth.leases()[KEY].counter_level is None  # never read
+    truth.publish([], "host:1/a", [Floors(KEY, 10, at[0], 7.5)])
+    assert truth.leases()[KEY].counter_level == 7.5
+    truth.publish([], "host:1/a", [Floors(KEY, 11, at[1], 3.25)])  # the holder's newest replaces
+    truth.publish([], "host:1/a", [Floors(KEY, None, None, None)])  # unknown: kept
+    truth.publish([], "host:2/b", [Floors(KEY, 99, at[4], 14.0)])   # not the holder: nothing
+    lease = truth.leases()[KEY]
+    assert (lease.nonce_floor, lease.last_call_at, lease.counter_level) == (11, at[1], 3.25)
+    truth.claim("host:1/a", "auto", [KEY], floors={KEY: Floors(KEY, 12, at[2], 2.0)})  # renewal: the higher
+    assert truth.leases()[KEY].counter_level == 3.25
+    truth.claim("host:1/a", "auto", [KEY], floors={KEY: Floors(KEY, 12, at[2], 9.0)})
+    assert truth.leases()[KEY].counter_level == 9.0
+    truth.release("host:1/a", [KEY], {KEY: Floors(KEY, 13, at[3], 4.0)})
+    taken = truth.claim("host:2/b", "auto", [KEY]).held[KEY]
+    assert (taken.holder, taken.nonce_floor, taken.last_call_at, taken.counter_level) == ("host:2/b", 13, at[3], 9.0)
+    truth.release("host:2/b", [KEY], {KEY: Floors(KEY, 14, at[4], 11.5)})
+    assert truth.claim("host:1/a", "auto", [KEY]).held[KEY].counter_level == 11.5
+
+
+def test_a_workers_turn_carries_the_keys_counter_level(truth):
+    turn, previous = truth.begin_read(KEY, "worker:1", "alice:kraken")
+    assert (turn.nonce_floor, turn.since_last_call, turn.counter_level, previous) == (None, None, None, None)
+    truth.finish_read(None, "worker:1", "scheduled_sync", turn, nonce=5, counter_level=13.5)
+    turn, _ = truth.begin_read(KEY, "worker:2", "alice:kraken")
+    assert (turn.nonce_floor, turn.counter_level) == (5, 13.5) and 0 <= turn.since_last_call < 5
+    truth.finish_read(None, "worker:2", "scheduled_sync", turn, nonce=6, counter_level=2.0)  # its read continued 13.5
+    turn, _ = truth.begin_read(KEY, "worker:1", "alice:kraken")
+    assert (turn.nonce_floor, turn.counter_level) == (6, 2.0)
+    truth.finish_read(None, "worker:1", "scheduled_sync", turn, nonce=None)  # a key without a counter
+    turn, _ = truth.begin_read(KEY, "worker:2", "alice:kraken")
+    assert (turn.nonce_floor, turn.counter_level) == (6, None)
+
+
 def test_round_requests_are_numbered_and_listed_after_an_id(truth):
     assert truth.last_round_request() == 0
     first = truth.request_round("host:1/a", None)

@@ -50,12 +50,15 @@ def _positive(text: str) -> int:
     return value
 
 
-def main(argv: list[str] | None = None, time_scale: float = 1.0) -> int:
-    """Run a worker until SIGTERM / SIGINT; ``time_scale`` is for tests against time-scaled fakes."""
+def main(argv: list[str] | None = None, time_scale: float = 1.0, poll_seconds: float | None = None) -> int:
+    """Run a worker until SIGTERM / SIGINT; ``time_scale`` and ``poll_seconds`` (how often idle
+    queue workers look for jobs; default `bot.distributed.worker.POLL_SECONDS`) are for tests
+    against time-scaled fakes."""
     try:
         args = parser().parse_args(argv)
         config = with_source_address(load_config(args.config), args.source_address)
-        worker = FleetWorker(config, open_store, concurrency=args.concurrency, time_scale=time_scale)
+        polling = {} if poll_seconds is None else {"poll_seconds": poll_seconds}
+        worker = FleetWorker(config, open_store, concurrency=args.concurrency, time_scale=time_scale, **polling)
     except (UsageError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

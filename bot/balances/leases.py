@@ -7,8 +7,10 @@ Before this process reads with an API key it must hold that key's lease in the s
 renewal has failed for ``LEASE_SECONDS - MARGIN_SECONDS`` stops allowing reads here before it can
 expire in the store, so that two processes never read with one key at once. A crashed holder's
 leases expire within 30 s; the keeper of every other process wakes when a foreign lease expires
-and takes it (``auto`` and ``reader`` roles), continuing the key's nonces and spacing from the
-floors stored with the lease (`ExchangeRegistry.continue_key`). Paper accounts need no lease.
+and takes it (``auto`` and ``reader`` roles), continuing the key's nonces, spacing and call
+counter from the floors stored with the lease (`ExchangeRegistry.continue_key`): the floors
+(last nonce, last call, modelled counter level right after it) are written with every renewal,
+handover and release, and by the state publisher after reads. Paper accounts need no lease.
 
 Roles: ``reader`` takes every lease it can and asks ``auto`` holders to hand theirs over;
 ``auto`` takes the free ones and hands a lease over when a reader asks (after its reads with
@@ -164,7 +166,7 @@ class LeaseKeeper:
         self._closer_until = started + self._duration.total_seconds() - self._margin if held else 0.0
 
     def floors(self, account_ids: Iterable[str]) -> list[Floors]:
-        """The continuation (last nonce, last call) of the keys of ``account_ids`` held here."""
+        """The continuation (last nonce, last call, counter level) of the keys of ``account_ids`` held here."""
         fingerprints = {self._key_of[a] for a in account_ids if a in self._key_of} & self._readable
         return [self._floors_of(fp) for fp in sorted(fingerprints)]
 
@@ -267,11 +269,12 @@ class LeaseKeeper:
         claimed = self._truth.claim(self.identity, self.role, wanted, handing | ({CLOSER} if release_closer else set()),
                                     self._duration, floors)
         got = {name[len(KEY_PREFIX):] for name in claimed.held if name != CLOSER}
-        for fingerprint in got - self._held:  # taken now: continue the previous reader's nonces and spacing
+        for fingerprint in got - self._held:  # taken now: continue the previous reader's nonces, spacing, counter
             lease = claimed.held[KEY_PREFIX + fingerprint]
             if self._registry is not None:
                 self._registry.continue_key(fingerprint, lease.nonce_floor,
-                                            None if lease.last_call_at is None else lease.last_call_at.timestamp())
+                                            None if lease.last_call_at is None else lease.last_call_at.timestamp(),
+                                            lease.counter_level)
         gained_closer = CLOSER in claimed.held and not self._closer_until
         self._held = frozenset(got)
         with self._lock:
@@ -325,9 +328,9 @@ class LeaseKeeper:
         return delay
 
     def _floors_of(self, fingerprint: str) -> Floors:
-        nonce, last_call = (None, None) if self._registry is None else self._registry.key_floors(fingerprint)
+        nonce, last_call, level = (None, None, None) if self._registry is None else self._registry.key_floors(fingerprint)
         return Floors(KEY_PREFIX + fingerprint, nonce,
-                      None if last_call is None else datetime.fromtimestamp(last_call, timezone.utc))
+                      None if last_call is None else datetime.fromtimestamp(last_call, timezone.utc), level)
 
 
 def _remaining(expires_at: datetime, now: datetime) -> float:

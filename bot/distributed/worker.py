@@ -6,13 +6,15 @@ exchange clients of `bot.exchanges` (this worker's own per-address budgets: one 
 per worker, ``--source-address``), and writes the state to the shared ``account_states`` in the
 transaction that advances the key's continuation (`bot.store.fleet`):
 
-1. ``begin``: the key's nonce floor and the seconds since its last call, by the database's clock
-   (the previous read may have run on another host, with another clock), and the account's
-   shared state (the previous state: a failed read shows the last good value as ``stale``);
-2. the read: the key's lane continues that nonce floor and spaces its call from that last call;
+1. ``begin``: the key's nonce floor, the seconds since its last call by the database's clock
+   (the previous read may have run on another host, with another clock) and its modelled call
+   counter after that call, and the account's shared state (the previous state: a failed read
+   shows the last good value as ``stale``);
+2. the read: the key's lane continues that nonce floor, spaces its call from that last call and
+   counts from that counter level decayed since then (never below its own);
 3. ``finish``: the state (``read_started_at`` the database's clock at 1, so that a forced round
-   asked before it is seen as done), the highest nonce sent and the last call (the database's
-   clock now), in one transaction.
+   asked before it is seen as done), the highest nonce sent, the lane's counter level now and
+   the last call (the database's clock now), in one transaction.
 
 One key is never read by two workers at once: the job's lock is the key's (procrastinate).
 A worker whose address is paused at an exchange (429 / 418 with Retry-After, more than
@@ -50,6 +52,7 @@ LEAVE_SECONDS = 1.0       # a pause longer than this: leave the exchange's jobs 
 SUPERVISE_SECONDS = 0.5   # how often pauses are looked at
 MAX_ATTEMPTS = 20         # times a job is handed back (paused addresses, database errors) ...
 RETRY_SECONDS = 0.5       # ... each after this long
+POLL_SECONDS = 1.0        # an idle queue worker looks for jobs this often (the next read of a key waits for it)
 
 
 class LeftForOthers(Exception):
@@ -58,11 +61,12 @@ class LeftForOthers(Exception):
 
 class FleetWorker:
     def __init__(self, config: Config, open_store, concurrency: int = 4, identity: str | None = None,
-                 time_scale: float = 1.0):
+                 time_scale: float = 1.0, poll_seconds: float = POLL_SECONDS):
         """``open_store(config)`` opens the store (a `BalanceStore`; it raises ConfigError);
         ``concurrency``: jobs run at once per exchange queue; ``time_scale`` divides the
-        exchanges' durations (tests against time-scaled fakes). Builds clients (no I/O);
-        ConfigError unless ``fetch.mode`` is distributed."""
+        exchanges' durations and ``poll_seconds`` is how often idle queue workers look for jobs
+        (tests against time-scaled fakes). Builds clients (no I/O); ConfigError unless
+        ``fetch.mode`` is distributed."""
         settings = self.settings = config.settings
         if not settings.fetch.distributed:
             raise ConfigError(f"{config.directory / 'settings.json'}: field 'fetch.mode': a worker needs "
@@ -84,7 +88,7 @@ class FleetWorker:
         stall = settings.fetch.stall_timeout_seconds
         self._options = dict(concurrency=concurrency, wait=True, install_signal_handlers=False, delete_jobs="always",
                              update_heartbeat_interval=stall / 3, stalled_worker_timeout=stall,
-                             fetch_job_polling_interval=1.0, abort_job_polling_interval=stall,
+                             fetch_job_polling_interval=poll_seconds, abort_job_polling_interval=stall,
                              shutdown_graceful_timeout=settings.request_timeout_seconds * (settings.retries + 1) + 5)
 
     # ------------------------------------------------------------------ lifecycle
@@ -186,11 +190,12 @@ class FleetWorker:
         turn, previous = await asyncio.to_thread(self._truth.begin_read, lock_of(account), self.identity, account_id)
         if fingerprint is not None:
             last_call = None if turn.since_last_call is None else time.time() - turn.since_last_call
-            self._registry.continue_key(fingerprint, turn.nonce_floor, last_call)
+            self._registry.continue_key(fingerprint, turn.nonce_floor, last_call, turn.counter_level)
         state = await read_account(account, client, previous, self.settings, time.perf_counter(), max_wait=LEAVE_SECONDS)
-        nonce = None if fingerprint is None else self._registry.key_floors(fingerprint)[0]
+        nonce, level = (None, None) if fingerprint is None else \
+            (self._registry.key_floors(fingerprint)[0], self._registry.key_level(fingerprint))
         if state.error_class == "RateLimited" and self._paused(queue):
-            await asyncio.to_thread(self._truth.finish_read, None, self.identity, source, turn, nonce)
+            await asyncio.to_thread(self._truth.finish_read, None, self.identity, source, turn, nonce, level)
             raise LeftForOthers(state.error or "paused")
-        await asyncio.to_thread(self._truth.finish_read, state, self.identity, source, turn, nonce)
+        await asyncio.to_thread(self._truth.finish_read, state, self.identity, source, turn, nonce, level)
         self.reads += 1

@@ -5,9 +5,10 @@ sandbox, options), one `AddressBudget` per (exchange, host, egress address) shar
 endpoint on that host, and one `KeyLane` per API key at a host (two accounts with one key share
 a lane, so their calls never overlap either, whatever their options). ``_lock`` guards the
 dictionaries (entries are created on first use, from any thread, without I/O); ``_key_lanes``
-indexes the lanes by key fingerprint, so that continuing or reading one key's floors costs the
-same with 20,000 keys as with one. A client's
-``read()`` is a coroutine for the fetch loop.
+indexes the lanes by key fingerprint, so that continuing or reading one key's floors (nonce, last
+call, counter level) costs the same with 20,000 keys as with one; ``_continued`` keeps the floors
+given by `continue_key` for lanes made later. A client's ``read()`` is a coroutine for the fetch
+loop.
 """
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ class ExchangeRegistry:
         self._lanes: dict[tuple, KeyLane] = {}
         self._key_lanes: dict[str, list[KeyLane]] = {}  # fingerprint -> its lanes (lock)
         self._limits: dict[str, ExchangeLimits] = {}
-        self._continued: dict[str, tuple[int | None, float | None]] = {}  # fingerprint -> floors (lock)
+        self._continued: dict[str, tuple[int | None, float | None, float | None]] = {}  # fingerprint -> floors (lock)
 
     def limits(self, exchange_id: str, rate_limit_ms: float) -> ExchangeLimits:
         with self._lock:
@@ -166,28 +167,39 @@ class ExchangeRegistry:
                 lane = self._lanes[lane_key] = KeyLane(limits.key_interval, rate_limit_ms=endpoint.rate_limit_ms,
                                                        counter=limits.key_counter)
                 self._key_lanes.setdefault(lane_key[-1], []).append(lane)
-                lane.continue_from(*self._continued.get(lane_key[-1], (None, None)))
+                lane.continue_from(*self._continued.get(lane_key[-1], (None, None, None)))
             lane.accounts += 1
             endpoint.budget.accounts += 1
         return endpoint, lane
 
-    def continue_key(self, fingerprint: str, nonce_floor: int | None, last_call_at: float | None) -> None:
+    def continue_key(self, fingerprint: str, nonce_floor: int | None, last_call_at: float | None,
+                     counter_level: float | None = None) -> None:
         """The key of ``fingerprint`` was read by another process: its lanes (now and later ones)
-        continue its nonces and spacing (`KeyLane.continue_from`)."""
+        continue its nonces, spacing and call counter (`KeyLane.continue_from`)."""
         with self._lock:
-            self._continued[fingerprint] = (nonce_floor, last_call_at)
+            self._continued[fingerprint] = (nonce_floor, last_call_at, counter_level)
             lanes = list(self._key_lanes.get(fingerprint, ()))
         for lane in lanes:
-            lane.continue_from(nonce_floor, last_call_at)
+            lane.continue_from(nonce_floor, last_call_at, counter_level)
 
-    def key_floors(self, fingerprint: str) -> tuple[int | None, float | None]:
-        """(highest nonce, end of the last call) of the key of ``fingerprint`` in this process,
-        None where it made none."""
+    def key_floors(self, fingerprint: str) -> tuple[int | None, float | None, float | None]:
+        """(highest nonce, end of the last call, modelled counter level right after a last call:
+        the highest of the key's lanes) of the key of ``fingerprint`` in this process, None where
+        it made none (the level: or has no counter)."""
         with self._lock:
             lanes = list(self._key_lanes.get(fingerprint, ()))
         nonces = [lane.last_nonce for lane in lanes if lane.last_nonce]
         calls = [lane.last_call_at for lane in lanes if lane.last_call_at is not None]
-        return (max(nonces) if nonces else None), (max(calls) if calls else None)
+        levels = [lane.last_level for lane in lanes if lane.last_level is not None]
+        return (max(nonces) if nonces else None), (max(calls) if calls else None), (max(levels) if levels else None)
+
+    def key_level(self, fingerprint: str) -> float | None:
+        """The key's modelled counter level now (the highest of its lanes; None: no counter), on
+        the thread of the loop that reads with the key (`KeyLane.level` is loop-only)."""
+        with self._lock:
+            lanes = list(self._key_lanes.get(fingerprint, ()))
+        levels = [level for level in (lane.level() for lane in lanes) if level is not None]
+        return max(levels) if levels else None
 
     def _create_endpoint(self, key: tuple, options: Mapping) -> ExchangeEndpoint:
         exchange_id, api_url, sandbox, _ = key

@@ -9,15 +9,22 @@ least that gap between arrivals, whatever the latency) and, with a `KeyCounter`,
 modelled counter (+``counter_cost`` a call, decaying at `HEADROOM` of the documented rate, kept
 one call below the maximum) has room. ``next_nonce`` is strictly increasing per lane.
 
-A key read by several processes in turn (one at a time: `bot.balances.leases`) continues where
-the previous reader stopped: `continue_from` sets ``nonce_floor`` (every later nonce is above it)
-and ``not_before`` (wall clock: no call before the previous reader's last call + the spacing);
-``last_nonce`` and ``last_call_at`` (wall clock) are what the next reader is given.
+A key read by several processes in turn (one at a time: `bot.balances.leases`, or the workers'
+turns, `bot.store.fleet`) continues where the previous reader stopped: `continue_from` sets
+``nonce_floor`` (every later nonce is above it), ``not_before`` (wall clock: no call before the
+previous reader's last call + the spacing) and the carried counter (the previous reader's level
+after its last call, decayed at this lane's rate from that call to now; the lane's level is the
+higher of its own and the carried one, so continuing never lowers it). ``last_nonce``,
+``last_call_at`` (wall clock) and ``last_level`` (the modelled counter when that call completed;
+None without a counter or a call) are what the next reader is given; `level` (loop-only) is
+the modelled counter now.
 
 Loop-only: every other attribute is touched only on the fetch loop's thread, by the read holding
-``lock`` (``refused`` by that read's own answer). ``nonce_floor``, ``not_before``, ``last_nonce``
-and ``last_call_at`` are also read or written by the lease keeper's thread, as single
-assignments (atomic). Waits are ``asyncio.sleep`` on the loop.
+``lock`` (``refused`` by that read's own answer). ``nonce_floor``, ``not_before``, ``_carried``
+(level, lane clock), ``last_nonce``, ``last_call_at`` and ``last_level`` are also read or written
+by the lease keeper's thread, as single assignments (atomic; ``last_level`` is written just
+before ``last_call_at``); ``_carried`` is written only by `continue_from`, on one thread per
+registry (the keeper's, or a worker's loop). Waits are ``asyncio.sleep`` on the loop.
 """
 from __future__ import annotations
 
@@ -32,7 +39,7 @@ COUNTER_MARGIN = 1.0
 class KeyLane:
     __slots__ = ("_lock", "_min_interval", "_rate_limit_s", "_counter", "_decay", "_clock", "_ready_at",
                  "_pending_cost", "last_nonce", "_level", "_stamp", "_backoff", "accounts", "nonce_floor",
-                 "not_before", "last_call_at")
+                 "not_before", "last_call_at", "last_level", "_carried")
 
     def __init__(self, min_interval: float | None = None, rate_limit_ms: float = 0.0,
                  counter: KeyCounter | None = None, clock=time.monotonic):
@@ -49,6 +56,8 @@ class KeyLane:
         self.nonce_floor = 0
         self.not_before = 0.0
         self.last_call_at: float | None = None
+        self.last_level: float | None = None
+        self._carried: tuple[float, float] | None = None  # another reader's level at a time of _clock
         self._level = 0.0
         self._stamp = 0.0
         self._backoff = 0.0
@@ -67,7 +76,15 @@ class KeyLane:
         return self._rate_limit_s * (1.0 if cost is None else cost)
 
     def _level_at(self, now: float) -> float:
-        return max(0.0, self._level - self._decay * (now - self._stamp))
+        level = self._level - self._decay * (now - self._stamp)
+        carried = self._carried
+        if carried is not None:
+            level = max(level, carried[0] - self._decay * (now - carried[1]))
+        return max(0.0, level)
+
+    def level(self) -> float | None:
+        """The key's modelled counter now (None: no counter)."""
+        return None if self._counter is None else self._level_at(self._clock())
 
     def _counter_ready(self, now: float, cost: float) -> float:
         if self._counter is None:
@@ -97,7 +114,10 @@ class KeyLane:
 
     def completed(self) -> None:
         """The request's response (or failure) arrived (lock held)."""
-        self._ready_at = max(self._ready_at, self._clock() + self.interval(self._pending_cost))
+        now = self._clock()
+        self._ready_at = max(self._ready_at, now + self.interval(self._pending_cost))
+        if self._counter is not None:
+            self.last_level = self._level_at(now)
         self.last_call_at = time.time()
 
     def refused(self, reason: str, backoff_first: float) -> None:
@@ -120,13 +140,24 @@ class KeyLane:
         self.last_nonce = nonce
         return nonce
 
-    def continue_from(self, nonce_floor: int | None, last_call_at: float | None) -> None:
+    def continue_from(self, nonce_floor: int | None, last_call_at: float | None,
+                      counter_level: float | None = None) -> None:
         """Continue a key another process read: nonces above ``nonce_floor``, the first call
-        spaced from ``last_call_at`` (wall clock). Either may be None (unknown)."""
+        spaced from ``last_call_at`` (wall clock), the counter at least ``counter_level`` (the
+        level right after that call) decayed from then to now. Any may be None (unknown)."""
         if nonce_floor is not None:
             self.nonce_floor = max(self.nonce_floor, int(nonce_floor))
         if last_call_at is not None:
             self.not_before = max(self.not_before, last_call_at + self.interval())
+        if counter_level is not None and self._counter is not None:
+            now = self._clock()
+            ago = 0.0 if last_call_at is None else max(0.0, time.time() - last_call_at)
+            level = float(counter_level) - self._decay * ago
+            carried = self._carried
+            if carried is not None:
+                level = max(level, carried[0] - self._decay * (now - carried[1]))
+            if level > 0:
+                self._carried = (level, now)
 
     def round_seconds(self) -> float:
         """Estimated seconds for one call of every account sharing this key."""

@@ -3,7 +3,8 @@
 A lease row names who may act for a resource until ``expires_at``: ``key:<fingerprint>`` (read with
 that API key; the fingerprint is a hash, never the key) or ``closer`` (close the days). Its
 holder renews it while alive; a holder that stops releases it by expiring it at once (the row is
-kept: its ``nonce_floor`` and ``last_call_at`` are how the next reader continues the key). A
+kept: its ``nonce_floor``, ``last_call_at`` and ``counter_level``, the key's modelled call counter
+right after that call, are how the next reader continues the key). A
 ``reader`` that wants a lease an ``auto`` process holds writes itself in ``wanted_by``; the
 holder hands it over at its next renewal (the lease then stays reserved for that reader).
 
@@ -11,6 +12,10 @@ holder hands it over at its next renewal (the lease then stays reserved for that
 UPDATE``; SQLite: the ``BEGIN IMMEDIATE`` of the write transaction), decides with the database's
 clock, and writes. Two processes claiming at once are serialised; exactly one gets a free lease
 (a new row is inserted with ``ON CONFLICT DO NOTHING ... RETURNING``, so a lost race is seen).
+
+Floors merge conservatively: `claim` and `release` keep the higher nonce floor, the later last
+call and the higher counter level of the row and the holder's (each where known); `write_floors`
+(the holder's newest, after its reads) replaces each one it knows.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Float, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.schema import key_leases, round_requests
@@ -38,6 +43,7 @@ class Lease:
     wanted_by: str | None = None
     nonce_floor: int | None = None
     last_call_at: datetime | None = None
+    counter_level: float | None = None
 
     def live(self, now: datetime) -> bool:
         return self.expires_at > now
@@ -55,17 +61,19 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class Floors:
-    """A key's continuation: its last nonce and the end of its last call."""
+    """A key's continuation: its last nonce, the end of its last call and its modelled call
+    counter right after that call (None: unknown, or no counter)."""
 
     name: str
     nonce_floor: int | None
     last_call_at: datetime | None
+    counter_level: float | None = None
 
 
 def _row(lease: Lease, now: datetime) -> dict:
     return {"name": lease.name, "holder": lease.holder, "role": lease.role, "expires_at": lease.expires_at,
             "wanted_by": lease.wanted_by, "nonce_floor": lease.nonce_floor, "last_call_at": lease.last_call_at,
-            "updated_at": now}
+            "counter_level": lease.counter_level, "updated_at": now}
 
 
 def read_leases(connection: Connection, lock: bool = False) -> dict[str, Lease]:
@@ -73,7 +81,7 @@ def read_leases(connection: Connection, lock: bool = False) -> dict[str, Lease]:
     if lock and connection.dialect.name == "postgresql":
         query = query.with_for_update()
     return {row.name: Lease(row.name, row.holder, row.role, row.expires_at, row.wanted_by, row.nonce_floor,
-                            row.last_call_at) for row in connection.execute(query)}
+                            row.last_call_at, row.counter_level) for row in connection.execute(query)}
 
 
 def claim(connection: Connection, holder: str, role: str, wanted: Iterable[str], handing_over: Iterable[str],
@@ -114,7 +122,8 @@ def claim(connection: Connection, holder: str, role: str, wanted: Iterable[str],
         connection.execute(update(key_leases).where(key_leases.c.name == bindparam("b_name")).values(
             holder=bindparam("holder"), role=bindparam("role"), expires_at=bindparam("expires_at"),
             wanted_by=bindparam("wanted_by"), nonce_floor=bindparam("nonce_floor"),
-            last_call_at=bindparam("last_call_at"), updated_at=bindparam("updated_at")),
+            last_call_at=bindparam("last_call_at"), counter_level=bindparam("counter_level"),
+            updated_at=bindparam("updated_at")),
             [{**_row(lease, now), "b_name": lease.name} for lease in writes])
     if inserts:
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
@@ -136,7 +145,10 @@ def _with_floors(lease: Lease, floors: dict[str, Floors]) -> Lease:
     last = given.last_call_at if lease.last_call_at is None or (given.last_call_at is not None
                                                                and given.last_call_at > lease.last_call_at) \
         else lease.last_call_at
-    return replace(lease, nonce_floor=nonce, last_call_at=last)
+    level = given.counter_level if lease.counter_level is None or (given.counter_level is not None
+                                                                   and given.counter_level > lease.counter_level) \
+        else lease.counter_level
+    return replace(lease, nonce_floor=nonce, last_call_at=last, counter_level=level)
 
 
 def release(connection: Connection, holder: str, names: Iterable[str], floors: dict[str, Floors]) -> None:
@@ -149,18 +161,23 @@ def release(connection: Connection, holder: str, names: Iterable[str], floors: d
         connection.execute(update(key_leases).where(key_leases.c.name == bindparam("b_name")).values(
             expires_at=bindparam("expires_at"), wanted_by=bindparam("wanted_by"),
             nonce_floor=bindparam("nonce_floor"), last_call_at=bindparam("last_call_at"),
-            updated_at=bindparam("updated_at")), [{**_row(lease, now), "b_name": lease.name} for lease in rows])
+            counter_level=bindparam("counter_level"), updated_at=bindparam("updated_at")),
+            [{**_row(lease, now), "b_name": lease.name} for lease in rows])
 
 
 def write_floors(connection: Connection, holder: str, floors: Iterable[Floors]) -> None:
-    """Record the continuation of keys ``holder`` holds (a no-op for leases it does not hold)."""
-    rows = [{"b_name": f.name, "b_holder": holder, "nonce_floor": f.nonce_floor, "last_call_at": f.last_call_at}
-            for f in floors]
+    """Record the continuation of keys ``holder`` holds (a no-op for leases it does not hold):
+    each floor given replaces the row's, None keeps it."""
+    rows = [{"b_name": f.name, "b_holder": holder, "nonce_floor": f.nonce_floor, "last_call_at": f.last_call_at,
+             "counter_level": f.counter_level} for f in floors]
     if rows:
-        connection.execute(update(key_leases).where(and_(key_leases.c.name == bindparam("b_name"),
-                                                         key_leases.c.holder == bindparam("b_holder")))
-                           .values(nonce_floor=func.coalesce(bindparam("nonce_floor"), key_leases.c.nonce_floor),
-                                   last_call_at=func.coalesce(bindparam("last_call_at"), key_leases.c.last_call_at)),
+        c = key_leases.c
+        connection.execute(update(key_leases).where(and_(c.name == bindparam("b_name"),
+                                                         c.holder == bindparam("b_holder")))
+                           .values(nonce_floor=func.coalesce(bindparam("nonce_floor"), c.nonce_floor),
+                                   last_call_at=func.coalesce(bindparam("last_call_at"), c.last_call_at),
+                                   counter_level=func.coalesce(bindparam("counter_level", type_=Float()),
+                                                               c.counter_level)),
                            rows)
 
 

@@ -11,7 +11,8 @@ alerts            alert log (rows of one alert: same type, user_id, broker; newe
 revoked_sessions  browser-session ids ended by logout, kept for one session lifetime (web.sessions)
 account_states    per account: its latest state, written by the process that read it (bot.store.shared)
 key_leases        per API key fingerprint (and the "closer"): which process may read it, until when,
-                  with the key's nonce floor and last call time (bot.store.leases)
+                  with the key's nonce floor, last call time and modelled call counter after that
+                  call (bot.store.leases, bot.store.fleet)
 round_requests    forced rounds asked of the live readers (--refresh, POST /api/refresh)
 
 A test checks that the migrated database matches this module exactly.
@@ -23,6 +24,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -184,6 +186,7 @@ key_leases = Table(
     Column("nonce_floor", BigInteger()),
     Column("last_call_at", UTCDateTime()),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("counter_level", Float()),  # Kraken's per-key call counter as modelled right after last_call_at
 )
 
 round_requests = Table(

@@ -72,15 +72,16 @@ class TruthStore:
             return turn, None if row is None else row.state
 
     def finish_read(self, state: AccountState | None, reader: str, source: str, turn: KeyTurn,
-                    nonce: int | None = None) -> None:
+                    nonce: int | None = None, counter_level: float | None = None) -> None:
         """Write the state a read of ``turn`` produced (its read began at ``turn.started_at``; None:
-        no state, the read was given up) and advance the key's continuation, in one transaction."""
+        no state, the read was given up) and advance the key's continuation (``nonce``: the highest
+        sent; ``counter_level``: the key's modelled counter now), in one transaction."""
         with self._writer.begin() as connection:
             if state is not None:
                 shared.upsert_states(connection, [state], reader, {state.account_id: turn.started_at.timestamp()},
                                      {state.account_id: source})
             if turn.name is not None:
-                fleet.end_turn(connection, turn.name, reader, nonce)
+                fleet.end_turn(connection, turn.name, reader, nonce, counter_level)
 
     # --- leases ---------------------------------------------------------------------------------
 
