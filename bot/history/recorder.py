@@ -33,7 +33,6 @@ import datetime as dt
 import logging
 import queue
 import threading
-import time
 from decimal import Decimal
 from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
