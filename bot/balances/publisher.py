@@ -4,7 +4,8 @@ It subscribes to the `BalanceService` (states other processes read, source ``fol
 written back) and notes when each read began (the listener runs as the read ends: now less its
 ``read_seconds``; ``read_started`` keeps the last one per account). One writer thread gathers
 what is queued while reads keep arriving (`gather_batch`, at most `GATHER_SECONDS`: a round of
-2,000 reads is a few transactions, not hundreds) and writes each batch in one transaction (`TruthStore.publish`: the rows, the floors of the keys read, and on PostgreSQL the
+2,000 reads is a few transactions, not hundreds) and writes each batch in one transaction
+(`TruthStore.publish`: the rows, the floors of the keys read, and on PostgreSQL the
 ``NOTIFY`` that wakes the followers), so the fetch loop never waits for the database. A batch
 that fails is logged and dropped: the next read of those accounts writes them again.
 

@@ -7,8 +7,8 @@ change feed (`bot.store.changes`: SQLite ``PRAGMA data_version`` twice a second,
 the overlap) are reloaded, and every row whose (version, reader, updated_at) changed is handed to
 the subscribers (``listener(row, previous_row)``; `subscribe` gives the `StateView` form,
 source ``followed``). A new state is seen within about 1 s of its commit. The rows this
-process wrote itself (``own_reader``, its identity) are never reloaded: its service has them. New round requests
-(`TruthStore.request_round`) go to the ``on_rounds`` callback. `wait_read_since` lets a caller
+process wrote itself (``own_reader``, its identity) are never reloaded: its service has them.
+New round requests (`TruthStore.request_round`) go to the ``on_rounds`` callback. `wait_read_since` lets a caller
 wait for states whose reads began after a given instant.
 
 Locks: ``_lock`` (and ``_changed``, its condition) guards ``_rows`` (account id → `SharedState`),
