@@ -179,6 +179,21 @@ def test_every_problem_has_a_trace_id_in_body_header_and_log(app, caplog):
     assert uuid.UUID(ok.headers["X-Request-ID"])
 
 
+def test_request_lines_are_info_for_errors_and_slow_requests_debug_otherwise(app, caplog, monkeypatch):
+    import web.problems
+
+    caplog.set_level(logging.DEBUG, logger="web.request")
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/api/nope", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 404
+    monkeypatch.setattr(web.problems, "SLOW_REQUEST_MS", 0.0)  # every request is now "slow"
+    assert client.get("/healthz").status_code == 200
+    lines = [(r.levelno, r.getMessage().split(" trace_id=")[0].rsplit(" ", 1)[0]) for r in caplog.records
+             if r.name == "web.request"]
+    assert lines == [(logging.DEBUG, "GET /healthz 200"), (logging.INFO, "GET /api/nope 404"),
+                     (logging.INFO, "GET /healthz 200")]
+
+
 def test_a_callers_request_id_is_kept_when_it_is_plain(app):
     client = app.test_client()
     kept = client.get("/api/nope", headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Request-ID": "abc123-def456.7_8"})

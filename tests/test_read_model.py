@@ -229,3 +229,18 @@ def test_a_value_beyond_the_money_context_is_one_accounts_error(config, managers
         assert client.get("/metrics").status_code == 200
     finally:
         close_app(app)
+
+
+def test_ranking_is_by_total_descending_ties_by_user_id_unknown_totals_last():
+    from decimal import Decimal
+
+    from bot.views.model import OwnerTotal, ReadModel, summarize
+
+    def user(owner, total):
+        return OwnerTotal(owner, owner, (), (), None if total is None else Decimal(total), total is None)
+
+    users = (user("dora", "5"), user("carl", None), user("bob", "7.50"), user("anna", None), user("eve", "7.5"),
+             user("alex", "-1"), user("ben", "0"), user("cid", "100"))  # configuration order, not by id
+    model = ReadModel(0.0, "USD", "UTC", None, users, summarize(users))
+    assert [u.owner for u in model.ranked] == ["cid", "bob", "eve", "dora", "ben", "alex", "anna", "carl"]
+    assert [u.owner for u in model.users] == ["dora", "carl", "bob", "anna", "eve", "alex", "ben", "cid"]

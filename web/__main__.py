@@ -16,7 +16,7 @@ import sys
 
 from bot.app.argparsing import OneLineParser, UsageError, add_source_address, with_source_address
 from bot.app.heap import settle_heap
-from bot.app.logsetup import add_common_options, configure_logging
+from bot.app.logsetup import AtMostEvery, add_common_options, configure_logging
 from bot.config import ConfigError, config_directory, load_config
 from web.auth import TokenConfigError, is_loopback
 
@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(args)
+    # waitress warns once per request queued behind busy threads: under load that is hundreds of
+    # lines a second, written under its dispatcher's lock. One line per 10 s says the same.
+    queue_log = logging.getLogger("waitress.queue")
+    if not any(isinstance(f, AtMostEvery) for f in queue_log.filters):
+        queue_log.addFilter(AtMostEvery(10.0))
     from waitress.server import create_server
 
     from web import close_app, context, create_app

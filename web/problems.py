@@ -9,8 +9,11 @@ message that could carry a secret).
 Every request has a trace id (`trace_id()`): the caller's ``X-Request-ID`` when it is a short
 plain token (letters, digits, ``.``, ``_``, ``-``; at most 64), else a new random UUID. It is in
 every problem body (``trace_id``), in the ``X-Request-ID`` header of every response, and in the
-one log line per request (logger ``web.request``, INFO: method, path without the query string,
-status, duration, trace id; never a header, a token or a query value).
+one log line per request (logger ``web.request``: method, path without the query string,
+status, duration, trace id; never a header, a token or a query value). That line is INFO for an
+error (status 400 or more) or a request slower than `SLOW_REQUEST_MS`, DEBUG otherwise: at
+hundreds of requests a second, an INFO line per served page was a tenth of the request's work
+and buried the lines that matter (``--log-level DEBUG`` shows them all).
 """
 from __future__ import annotations
 
@@ -29,6 +32,8 @@ request_log = logging.getLogger("web.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+SLOW_REQUEST_MS = 1000.0
 
 PROBLEM_JSON = "application/problem+json"
 ABOUT_BLANK = "about:blank"
@@ -99,8 +104,10 @@ def _finish(response: Response) -> Response:
         _stamp(response, trace)
     started = g.get("started")
     millis = 0.0 if started is None else (time.perf_counter() - started) * 1000
-    request_log.info("%s %s %d %.1fms trace_id=%s", request.method, request.path, response.status_code,
-                     millis, trace)
+    level = logging.INFO if response.status_code >= 400 or millis >= SLOW_REQUEST_MS else logging.DEBUG
+    if request_log.isEnabledFor(level):
+        request_log.log(level, "%s %s %d %.1fms trace_id=%s", request.method, request.path, response.status_code,
+                        millis, trace)
     return response
 
 

@@ -13,6 +13,8 @@ import datetime as dt
 import json
 import logging
 import sys
+import threading
+import time
 
 import bot
 from bot.core.secrets import install_log_redaction
@@ -37,6 +39,29 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
+
+
+class AtMostEvery(logging.Filter):
+    """Lets at most one record through per ``seconds`` (by ``clock``); the first one after a quiet
+    spell says how many were held back. For a logger that repeats itself under load (waitress's
+    "Task queue depth" once per queued request). ``_lock`` guards ``_next`` and ``_held``."""
+
+    def __init__(self, seconds: float, clock=time.monotonic):
+        super().__init__()
+        self._seconds, self._clock = seconds, clock
+        self._lock = threading.Lock()
+        self._next, self._held = float("-inf"), 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = self._clock()
+        with self._lock:
+            if now < self._next:
+                self._held += 1
+                return False
+            held, self._held, self._next = self._held, 0, now + self._seconds
+        if held:
+            record.msg = f"{record.msg} ({held} more not shown since the last one)"
+        return True
 
 
 def add_common_options(parser: argparse.ArgumentParser, default_level: str = "info") -> None:

@@ -34,6 +34,7 @@ import weakref
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
+from operator import attrgetter
 from typing import Iterator, Mapping, NamedTuple
 
 from bot.config import MASTER_OWNER, AccountConfig, Config
@@ -136,8 +137,7 @@ def summarize(users: tuple[OwnerTotal, ...] | list[OwnerTotal]) -> Summary:
     return Summary(len(users), capital, len(known), MONEY.divide(capital, len(known)), partial)
 
 
-def _rank_key(user: OwnerTotal):
-    return (user.total is None, MONEY.minus(user.total or ZERO), user.owner)
+_by_owner, _by_total = attrgetter("owner"), attrgetter("total")
 
 
 @dataclass(frozen=True)
@@ -154,8 +154,12 @@ class ReadModel:
     @cached_property
     def ranked(self) -> tuple[OwnerTotal, ...]:
         """The users by total, highest first; unknown totals last; ties by user id (computed on
-        first use; two threads racing compute the same tuple)."""
-        return tuple(sorted(self.users, key=_rank_key))
+        first use; two threads racing compute the same tuple). Two sorts with C key functions:
+        by owner, then the known totals by total descending (stable, so ties keep owner order)."""
+        by_owner = sorted(self.users, key=_by_owner)
+        known = [u for u in by_owner if u.total is not None]
+        known.sort(key=_by_total, reverse=True)  # reverse keeps equal totals in their order
+        return (*known, *(u for u in by_owner if u.total is None))
 
     def only(self, user_id: str | None) -> ReadModel:
         """The model as one user sees it: that user (none if ``user_id`` is not an enabled user),
