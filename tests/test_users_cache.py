@@ -148,6 +148,28 @@ def test_nothing_changed_keeps_the_bytes_and_a_journaled_trade_shows(app):
     assert payload.builds == 4
 
 
+def test_a_rebuild_makes_the_bodies_the_previous_build_served_before_publishing(app, monkeypatch):
+    import web.payloads
+
+    manager = context_of(app).manager
+    payload = UsersPayload(manager, manager.config.settings.web, clock=Clock())
+    old_admin = payload.entry("admin")
+    old_admin.gzip()                                # admin was served gzipped, u00 identity only
+    payload.entry("u00")
+    encoded = []
+    real_dumps = web.payloads.dumps_in_pieces
+    monkeypatch.setattr(web.payloads, "dumps_in_pieces", lambda body: encoded.append(1) or real_dumps(body))
+    payload.state_changed(manager.current_states()[0], None, FORCED)
+    payload.model()                                 # the rebuild: both scopes made, admin's gzip too
+    assert payload.builds == 2 and len(encoded) == 2
+    admin, alice = payload.entry("admin"), payload.entry("u00")
+    assert admin is not old_admin and admin.made_gzip and not alice.made_gzip and len(encoded) == 2
+    assert json.loads(gzip.decompress(admin.gzip())) == json.loads(admin.raw)
+    assert [u["user_id"] for u in json.loads(alice.raw)["users"]] == ["u00"]
+    payload.entry("u01")                            # a scope not served before: made on request
+    assert len(encoded) == 3
+
+
 # --- ETag / 304 and gzip over real HTTP ---------------------------------------------------------
 
 def test_api_users_etag_round_trip(app, http_server):
@@ -212,6 +234,26 @@ def test_users_page_etag_with_a_session(app):
     context_of(app).manager.record_trade("u03", "kraken", "ETH/USD", "buy", "0.1", "2000")   # new data, new tag
     changed = client.get("/users", headers={"If-None-Match": first.headers["ETag"]})
     assert changed.status_code == 200 and changed.headers["ETag"] != first.headers["ETag"]
+
+
+def test_each_session_and_viewer_gets_its_own_shell(app):
+    def logged_in(token):
+        client = app.test_client()
+        login = client.get("/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.get_data(as_text=True)).group(1)
+        assert client.post("/login", data={"token": token, "csrf_token": csrf, "next": "/users"}).status_code == 303
+        return client
+
+    def shown(client):
+        page = client.get("/users").get_data(as_text=True)
+        token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+        return (token.group(1) if token else None), [u["user_id"] for u in embedded(page.encode())["users"]]
+
+    first, second, alice = logged_in(TOKEN), logged_in(TOKEN), logged_in(ALICE)
+    (token_1, users_1), (token_1b, _), (token_2, users_2), (token_3, users_3) = (
+        shown(first), shown(first), shown(second), shown(alice))
+    assert token_1 and token_1 == token_1b and len({token_1, token_2, token_3}) == 3   # one token per session
+    assert users_1 == users_2 and len(users_1) == 6 and users_3 == ["u00"]
 
 
 def test_the_page_falls_back_when_the_template_hides_the_placeholder(app):

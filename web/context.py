@@ -20,6 +20,7 @@ from web.hosts import HostPolicy
 from web.payloads import UsersPayload
 from web.problems import CSRF_FAILED, HOST_NOT_ALLOWED, RATE_LIMITED, ApiProblem
 from web.ratelimit import FixedWindowLimiter
+from web.serving import ShellCache
 from web.sessions import SESSION_KEY, SessionRevocations, SessionUnavailable, new_session_id
 
 EXTENSION = "multibalance"
@@ -43,6 +44,7 @@ class WebContext:
     scheduler_started: bool
     hosts: HostPolicy
     sessions: SessionRevocations
+    shells: ShellCache = field(default_factory=ShellCache)  # /users shells (web.serving)
     refresher: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="web-refresh"))
 

@@ -65,18 +65,19 @@ def users():
         return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
     ctx = context()
     from web.payloads import scoped
-    from web.serving import page_response
+    from web.serving import PLACEHOLDER, page_response
     entry = ctx.users_payload.entry(principal.role)  # the cached bytes, spliced into the page (web.serving)
-    return page_response(entry, lambda payload: render_template(
-        "users.html",
-        payload=payload,
-        viewer=principal.role,
-        is_admin=principal.is_admin,
-        csrf_token=csrf_token(),
-        login_required=not ctx.tokens.empty,
-        poll_seconds=POLL_SECONDS,
-        timezone=ctx.manager.config.settings.timezone,
-    ), lambda: scoped(ctx.users_payload.model(), principal.role))
+    inputs = dict(viewer=principal.role, is_admin=principal.is_admin, csrf_token=csrf_token(),
+                  login_required=not ctx.tokens.empty, poll_seconds=POLL_SECONDS,
+                  timezone=ctx.manager.config.settings.timezone)
+
+    def render(payload) -> str:
+        if isinstance(payload, str) and payload == PLACEHOLDER:  # the shell: the same for the same inputs
+            key = (request.script_root, *inputs.values())
+            return ctx.shells.get(key, lambda: render_template("users.html", payload=payload, **inputs))
+        return render_template("users.html", payload=payload, **inputs)
+
+    return page_response(entry, render, lambda: scoped(ctx.users_payload.model(), principal.role))
 
 
 @bp.get("/login")

@@ -69,6 +69,28 @@ class EmbeddedJson:
         return known
 
 
+class ShellCache:
+    """Rendered page shells (``/users`` rendered with `PLACEHOLDER`) by everything the template
+    reads: the viewer, the session's CSRF token, the settings shown, the script root. Rendering
+    the template was half of a page request's own work, and a session asks for the same shell
+    again and again. At most `SIZE` shells (then forgotten all at once); entries are immutable
+    text and each operation is one dict call, so threads that race store the same thing."""
+
+    SIZE = 256
+
+    def __init__(self):
+        self._shells: dict[tuple, str] = {}
+
+    def get(self, key: tuple, render: Callable[[], str]) -> str:
+        html = self._shells.get(key)
+        if html is None:
+            html = render()
+            if len(self._shells) >= self.SIZE:
+                self._shells.clear()
+            self._shells[key] = html
+        return html
+
+
 def accepts_gzip() -> bool:
     return "gzip" in request.headers.get("Accept-Encoding", "")
 
