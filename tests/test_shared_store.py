@@ -180,6 +180,53 @@ def test_floors_carry_the_keys_counter_level_through_publish_claim_and_release(t
     assert truth.claim("host:1/a", "auto", [KEY]).held[KEY].counter_level == 11.5
 
 
+def floors_of(truth) -> tuple:
+    lease = truth.leases()[KEY]
+    return lease.nonce_floor, lease.last_call_at, lease.counter_level
+
+
+def test_a_holders_stale_floors_written_after_a_take_back_do_not_lower_the_row(truth):
+    at = [datetime(2026, 1, 1, 12, 0, i, tzinfo=timezone.utc) for i in range(4)]
+    truth.claim("host:1/a", "auto", [KEY])
+    stale = Floors(KEY, 100, at[1], 6.0)  # computed by A's publisher while it held the key ...
+    truth.release("host:1/a", [KEY])       # ... then A's lease ends before that batch is written
+    assert KEY in truth.claim("host:2/b", "auto", [KEY]).held
+    truth.publish([], "host:2/b", [Floors(KEY, 200, at[2], 9.0)])  # B's calls
+    truth.release("host:2/b", [KEY], {KEY: Floors(KEY, 200, at[2], 9.0)})
+    assert KEY in truth.claim("host:1/a", "auto", [KEY], floors={KEY: stale}).held  # A takes it back
+    assert floors_of(truth) == (200, at[2], 9.0)
+    truth.publish([], "host:1/a", [stale])  # A's old batch arrives
+    assert floors_of(truth) == (200, at[2], 9.0)
+    truth.publish([], "host:1/a", [Floors(KEY, 201, at[3], 2.0)])  # A's newer calls: raised, the level is theirs
+    assert floors_of(truth) == (201, at[3], 2.0)
+
+
+def test_written_floors_only_rise_and_unknowns_keep_the_rows(truth):
+    at = [datetime(2026, 1, 1, 12, 0, i, tzinfo=timezone.utc) for i in range(4)]
+    truth.claim("host:1/a", "auto", [KEY])
+    truth.publish([], "host:1/a", [Floors(KEY, None, None, 1.5)])  # NULLs in the row take the given
+    assert floors_of(truth) == (None, None, 1.5)
+    truth.publish([], "host:1/a", [Floors(KEY, 10, at[2], 4.0)])
+    assert floors_of(truth) == (10, at[2], 4.0)
+    truth.publish([], "host:1/a", [Floors(KEY, None, None, None)])
+    assert floors_of(truth) == (10, at[2], 4.0)
+    truth.publish([], "host:1/a", [Floors(KEY, None, None, 8.0)])  # a level without its call: kept
+    assert floors_of(truth) == (10, at[2], 4.0)
+    truth.publish([], "host:1/a", [Floors(KEY, 9, at[2], 3.0)])  # the same call: its level, not a lower nonce
+    assert floors_of(truth) == (10, at[2], 3.0)
+
+
+def test_a_level_measured_at_an_older_call_does_not_replace_a_newer_one(truth):
+    at = [datetime(2026, 1, 1, 12, 0, i, tzinfo=timezone.utc) for i in range(4)]
+    truth.claim("host:1/a", "auto", [KEY])
+    truth.publish([], "host:1/a", [Floors(KEY, 10, at[2], 4.0)])
+    truth.publish([], "host:1/a", [Floors(KEY, 11, at[1], 8.0)])
+    assert floors_of(truth) == (11, at[2], 4.0)
+    older = at[1].astimezone(timezone(timedelta(hours=2)))  # later than at[2] as text, earlier in time
+    truth.publish([], "host:1/a", [Floors(KEY, None, older, 8.0)])
+    assert floors_of(truth) == (11, at[2], 4.0)
+
+
 def test_a_workers_turn_carries_the_keys_counter_level(truth):
     turn, previous = truth.begin_read(KEY, "worker:1", "alice:kraken")
     assert (turn.nonce_floor, turn.since_last_call, turn.counter_level, previous) == (None, None, None, None)

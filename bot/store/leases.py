@@ -13,9 +13,14 @@ UPDATE``; SQLite: the ``BEGIN IMMEDIATE`` of the write transaction), decides wit
 clock, and writes. Two processes claiming at once are serialised; exactly one gets a free lease
 (a new row is inserted with ``ON CONFLICT DO NOTHING ... RETURNING``, so a lost race is seen).
 
-Floors merge conservatively: `claim` and `release` keep the higher nonce floor, the later last
-call and the higher counter level of the row and the holder's (each where known); `write_floors`
-(the holder's newest, after its reads) replaces each one it knows.
+Floors merge conservatively and never go down: `claim` and `release` keep the higher nonce floor,
+the later last call and the higher counter level of the row and the holder's (each where known).
+`write_floors` (the holder's, after its reads; possibly computed before the key was taken over
+and taken back, written after) keeps the higher nonce floor and the later last call, and takes
+the given counter level only with a last call not older than the row's (a level belongs to its
+call). It does so in SQL, with CASE expressions (SQLite's ``max()`` is NULL if any argument is,
+PostgreSQL's ``GREATEST`` skips NULLs) on parameters bound through the columns' types (SQLite
+compares the timestamps as text, which is time order only in `UTCDateTime`'s form).
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import Connection, Float, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, case, cast, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.schema import key_leases, round_requests
@@ -166,19 +171,36 @@ def release(connection: Connection, holder: str, names: Iterable[str], floors: d
 
 
 def write_floors(connection: Connection, holder: str, floors: Iterable[Floors]) -> None:
-    """Record the continuation of keys ``holder`` holds (a no-op for leases it does not hold):
-    each floor given replaces the row's, None keeps it."""
-    rows = [{"b_name": f.name, "b_holder": holder, "nonce_floor": f.nonce_floor, "last_call_at": f.last_call_at,
-             "counter_level": f.counter_level} for f in floors]
+    """Record the continuation of keys ``holder`` holds (a no-op for leases it does not hold);
+    never lowers a floor: the row keeps the higher nonce floor and the later last call (None
+    given: the row's; None in the row: the given), and takes the given counter level only if
+    its last call is not older than the row's (None given: the row's level, unless that is None)."""
+    rows = [{"b_name": f.name, "b_holder": holder, "b_nonce": f.nonce_floor, "b_last": f.last_call_at,
+             "b_level": f.counter_level} for f in floors]
     if rows:
         c = key_leases.c
-        connection.execute(update(key_leases).where(and_(c.name == bindparam("b_name"),
-                                                         c.holder == bindparam("b_holder")))
-                           .values(nonce_floor=func.coalesce(bindparam("nonce_floor"), c.nonce_floor),
-                                   last_call_at=func.coalesce(bindparam("last_call_at"), c.last_call_at),
-                                   counter_level=func.coalesce(bindparam("counter_level", type_=Float()),
-                                                               c.counter_level)),
-                           rows)
+        nonce = bindparam("b_nonce", type_=c.nonce_floor.type)
+        last = bindparam("b_last", type_=c.last_call_at.type)
+        # PostgreSQL must know each parameter's type even when it is NULL: SQLAlchemy casts the
+        # integer and timestamp parameters, not the float one
+        level = cast(bindparam("b_level", type_=c.counter_level.type), c.counter_level.type)
+        statement = update(key_leases).where(and_(c.name == bindparam("b_name"), c.holder == bindparam("b_holder")))
+        connection.execute(statement.values(
+            nonce_floor=_higher(c.nonce_floor, nonce), last_call_at=_higher(c.last_call_at, last),
+            counter_level=_level_of_the_later_call(c.counter_level, level, c.last_call_at, last)), rows)
+
+
+def _higher(current, given):
+    """The higher of ``current`` and ``given``, either where the other is NULL (NULL if both are;
+    a NULL ``given`` compares as unknown, so ``current`` stays)."""
+    return case((current.is_(None), given), (given > current, given), else_=current)
+
+
+def _level_of_the_later_call(current, given, current_call, given_call):
+    """``given`` (a level) where ``current`` is NULL, or where ``given_call`` is known and not older
+    than ``current_call``; else ``current``. NULL given: ``current``."""
+    return case((given.is_(None), current), (current.is_(None), given), (given_call.is_(None), current),
+                (current_call.is_(None), given), (given_call >= current_call, given), else_=current)
 
 
 # --------------------------------------------------------------------------- round requests
