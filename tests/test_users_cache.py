@@ -290,3 +290,24 @@ def test_the_real_template_takes_the_spliced_path(app):
         page = page_response(entry, render, lambda: pytest.fail("the page was rendered the slow way")).get_data()
     assert calls == [PLACEHOLDER]                # rendered once, with the placeholder only
     assert embedded(page) == json.loads(entry.raw)
+
+
+def test_the_session_serializer_is_made_once_per_key_and_a_new_key_ends_old_sessions(app):
+    from web.sessions import CookieSessions
+
+    sessions = app.session_interface
+    assert isinstance(sessions, CookieSessions)
+    client = app.test_client()
+    assert client.get("/login").status_code == 200          # makes a session (its CSRF token)
+    first = sessions.get_signing_serializer(app)
+    assert client.get("/login").status_code == 200 and sessions.get_signing_serializer(app) is first
+    old_key = app.secret_key
+    app.secret_key = b"another-secret-key-for-this-test"
+    try:
+        assert sessions.get_signing_serializer(app) is not first
+        assert first.loads(first.dumps({"a": 1})) == {"a": 1}
+        signed = first.dumps({"sid": "x"})
+        with pytest.raises(Exception):
+            sessions.get_signing_serializer(app).loads(signed)  # the old key's cookies are refused
+    finally:
+        app.secret_key = old_key

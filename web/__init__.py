@@ -31,7 +31,7 @@ from web.context import EXTENSION, WebContext, check_csrf, context, identify, re
 from web.hosts import HostPolicy
 from web.payloads import UsersPayload
 from web.ratelimit import FixedWindowLimiter
-from web.sessions import SessionRevocations
+from web.sessions import CookieSessions, SessionRevocations
 
 __all__ = ["EXTENSION", "WebContext", "check_csrf", "close_app", "context", "create_app", "require_principal"]
 
@@ -91,6 +91,7 @@ def create_app(config=None, *, manager=None, config_dir=None, start_scheduler: b
         PERMANENT_SESSION_LIFETIME=lifetime,
         MAX_CONTENT_LENGTH=64 * 1024,
     )
+    app.session_interface = CookieSessions()
     app.extensions[EXTENSION] = WebContext(
         manager=manager, web=web, tokens=tokens,
         limiter=FixedWindowLimiter(web.rate_limit_per_minute),

@@ -25,9 +25,27 @@ import secrets
 import threading
 import time
 
+from flask.sessions import SecureCookieSessionInterface
+
 log = logging.getLogger(__name__)
 
 SESSION_KEY = "sid"
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signing serializer made once per set of keys:
+    Flask makes a new one at every request (and each new one test-serializes a value), which was
+    a tenth of a page request's work. The serializer holds no per-request state; two threads
+    that race make equal ones."""
+
+    _made: tuple | None = None  # (keys, serializer)
+
+    def get_signing_serializer(self, app):
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        made = self._made
+        if made is None or made[0] != keys:
+            made = self._made = (keys, super().get_signing_serializer(app))
+        return made[1]
 
 
 class SessionUnavailable(RuntimeError):
