@@ -225,3 +225,22 @@ def test_problems_built_outside_the_api_get_the_trace_id_too(app, monkeypatch):
     response = get(app, "/metrics", status=500)
     body = response.get_json()
     assert body["title"] == "Internal Server Error" and body["trace_id"] == response.headers["X-Request-ID"]
+
+
+def test_new_trace_ids_are_version_4_uuids_distinct_across_calls_and_forked_children():
+    import os
+
+    from web.problems import new_trace_id
+
+    ids = [new_trace_id() for _ in range(2000)]
+    assert len(set(ids)) == 2000 and all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child's generator is reseeded at fork: not the parent's next id
+        os.write(write, new_trace_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        from_child = pipe.read()
+    assert uuid.UUID(from_child).version == 4 and from_child != new_trace_id()
