@@ -158,6 +158,17 @@ def test_a_follower_never_takes_a_lease_and_says_nobody_reads(processes):
     assert follower.readers() == {"keys": 1, "here": 0, "elsewhere": 0, "unheld": 1}
 
 
+def test_a_follower_sees_who_reads_its_keys(processes):
+    reader = processes("reader", "reader").keeper.start()
+    follower = processes("f", "follower").keeper.start()
+    assert reader.holds(ALICE) and not follower.holds(ALICE)
+    assert follower.live_elsewhere(ALICE)         # a forced refresh here asks that reader for a round
+    assert follower.readers() == {"keys": 1, "here": 0, "elsewhere": 1, "unheld": 0}
+    reader.stop()                                 # released: nobody reads it any more
+    wait_until(lambda: not follower.live_elsewhere(ALICE), 5.0, "the follower seeing the release")
+    assert follower.readers() == {"keys": 1, "here": 0, "elsewhere": 0, "unheld": 1}
+
+
 def test_only_one_process_is_the_closer(processes):
     keeping = processes("monitor", "reader", closer="keep").keeper.start()
     once = processes("cli", "auto", closer="once").keeper.start()

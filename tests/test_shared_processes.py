@@ -178,3 +178,23 @@ def _floors_written(store) -> dict | None:
     leases = {name: lease.nonce_floor for name, lease in TruthStore(store).leases().items()
               if name.startswith(KEY_PREFIX)}
     return leases if len(leases) == 3 and all(leases.values()) else None
+
+
+def test_a_followers_forced_refresh_asks_the_reader_for_a_round(config, kraken, database_url):
+    """The bot as a follower (``fetch.role``) of the monitor: its ``refresh()`` is a round read by
+    the monitor and waited for, never a read of its own and never the old values."""
+    creds = shared_config(config, kraken, database_url, ttl=600, fetch={"role": "follower"})
+    with MonitorProcess(config.root) as monitor:            # the monitor reads whatever the role says
+        monitor.wait_for(all_up, timeout=60, what="every account read by the monitor")
+        with closing(MultiAccountBrokerManager(config.load()).open()) as manager:
+            assert manager.truth.readers() == {"keys": 3, "here": 0, "elsewhere": 3, "unheld": 0}
+            before = sum(1 for c in kraken.private_calls() if c.path == BALANCE_EX)
+            expected = {f"{user}:kraken": D(5000 + i) for i, user in enumerate(USERS)}
+            for i, user in enumerate(USERS):
+                kraken.set_balance(creds[user]["api_key"], "USD", str(5000 + i))
+            states = manager.refresh()
+            assert {s.account_id: s.value for s in states if s.account_id in KEYED} == expected
+            assert {u: manager.get_user_balance(u) for u in USERS} == dict(zip(USERS, expected.values()))
+            assert sum(1 for c in kraken.private_calls() if c.path == BALANCE_EX) == before + len(KEYED)
+            assert manager.truth.readers()["here"] == 0
+        assert monitor.stop() == 0, monitor.log

@@ -267,7 +267,8 @@ class LeaseKeeper:
         floors = {f.name: f for f in map(self._floors_of, {n[len(KEY_PREFIX):] for n in handing} | self._readable)}
         started = time.monotonic()
         claimed = self._truth.claim(self.identity, self.role, wanted, handing | ({CLOSER} if release_closer else set()),
-                                    self._duration, floors)
+                                    self._duration, floors,
+                                    watching=self._names if self.role == "follower" else ())
         got = {name[len(KEY_PREFIX):] for name in claimed.held if name != CLOSER}
         for fingerprint in got - self._held:  # taken now: continue the previous reader's nonces, spacing, counter
             lease = claimed.held[KEY_PREFIX + fingerprint]

@@ -90,12 +90,14 @@ def read_leases(connection: Connection, lock: bool = False) -> dict[str, Lease]:
 
 
 def claim(connection: Connection, holder: str, role: str, wanted: Iterable[str], handing_over: Iterable[str],
-          duration: timedelta, floors: dict[str, Floors]) -> Claimed:
+          duration: timedelta, floors: dict[str, Floors], watching: Iterable[str] = ()) -> Claimed:
     """Renew, take or ask for the leases ``wanted`` (names); expire the ones ``handing_over``
     (held by ``holder``: a reader asked for them). ``floors`` are written with the leases renewed
     or handed over. A ``reader`` marks itself ``wanted_by`` on live leases of non-readers (the
     closer excepted); a lease expired by its holder for the reader that wants it stays reserved
-    for that reader for one ``duration``."""
+    for that reader for one ``duration``. ``others`` holds the leases of other holders among the
+    names ``wanted`` and ``watching`` (a follower wants none, and watches its keys to know who
+    reads them)."""
     now = database_now(connection)
     current = read_leases(connection, lock=True)
     expires = now + duration
@@ -123,6 +125,10 @@ def claim(connection: Connection, holder: str, role: str, wanted: Iterable[str],
             lease = replace(lease, wanted_by=holder)
             writes.append(lease)
         others[name] = lease
+    for name in set(watching) - set(wanted) - handed:
+        lease = current.get(name)
+        if lease is not None and lease.holder != holder:
+            others[name] = lease
     if writes:
         connection.execute(update(key_leases).where(key_leases.c.name == bindparam("b_name")).values(
             holder=bindparam("holder"), role=bindparam("role"), expires_at=bindparam("expires_at"),

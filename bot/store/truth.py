@@ -86,9 +86,10 @@ class TruthStore:
     # --- leases ---------------------------------------------------------------------------------
 
     def claim(self, holder: str, role: str, wanted: Iterable[str], handing_over: Iterable[str] = (),
-              duration: timedelta = timedelta(seconds=30), floors: dict[str, Floors] | None = None) -> Claimed:
+              duration: timedelta = timedelta(seconds=30), floors: dict[str, Floors] | None = None,
+              watching: Iterable[str] = ()) -> Claimed:
         with self._writer.begin() as connection:
-            return leases.claim(connection, holder, role, wanted, handing_over, duration, floors or {})
+            return leases.claim(connection, holder, role, wanted, handing_over, duration, floors or {}, watching)
 
     def release(self, holder: str, names: Iterable[str], floors: dict[str, Floors] | None = None) -> None:
         with self._writer.begin() as connection:

@@ -269,6 +269,41 @@ def warm_run(url: str, accounts: int) -> dict:
     return result
 
 
+def follower_run(url: str, accounts: int) -> dict:
+    """The ``busy`` shape of `warm_run` in the deployment that keeps reads away from the trading
+    loop's interpreter: ``python -m bot.monitor`` reads (its own process), this process follows
+    (``fetch.role`` follower; history on: the shared truth is in its store) and runs the three busy
+    readers. The refresh timed here is a forced round asked of the monitor and waited for until
+    this process sees every account rewritten (`SharedTruth.refresh`)."""
+    from bot.config import load_config
+    from bot.multi_account_broker_manager import MultiAccountBrokerManager
+    from tests.bench.load import Process, clean_env
+
+    settings = {**NO_SPACING, "fetch": {"role": "follower"}}
+    with write_kraken_config(url, accounts, settings, brokers_per_user=2) as root:
+        monitor = Process("python -m bot.monitor", [sys.executable, "-m", "bot.monitor", "--config", str(root),
+                                                    "--metrics-port", "0"], root / "monitor.log", clean_env())
+        manager = None
+        try:
+            manager = MultiAccountBrokerManager(load_config(root, environ={}))
+            deadline = time.monotonic() + 300
+            while sum(s.status.value == "ok" for s in manager.refresh(force=True)) < accounts:
+                if time.monotonic() > deadline or monitor.proc.poll() is not None:
+                    raise RuntimeError(f"the monitor did not read every account: {monitor.tail()}")
+            while manager.truth.readers()["elsewhere"] < accounts:  # the monitor's leases, seen at a renewal
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the monitor's leases were not seen: {manager.truth.readers()}")
+                time.sleep(0.5)  # polling the keeper's view (it renews every few seconds)
+            manager.get_user_balance_summary()
+            result = {"switch_interval_ms": sys.getswitchinterval() * 1000,
+                      "busy": _warm_shape(manager, "user00042", PAIRS["paced"], busy=True)}
+        finally:
+            if manager is not None:
+                manager.close()
+            monitor.stop()
+    return result
+
+
 def _warm_shape(manager, user: str, pairs: int, busy: bool) -> dict:
     from bot.core.state import sum_known
 
@@ -344,5 +379,6 @@ if __name__ == "__main__":
     if kind == "paced":
         print(json.dumps(paced_run(url, count, float(sys.argv[4]))))
     else:
-        runs = {"service": service_run, "manager": manager_run, "plain": plain_run, "sync": sync_run, "warm": warm_run}
+        runs = {"service": service_run, "manager": manager_run, "plain": plain_run, "sync": sync_run, "warm": warm_run,
+                "follower": follower_run}
         print(json.dumps(runs[kind](url, count)))
