@@ -133,3 +133,16 @@ def test_stored_instants_of_another_form_go_through_datetime():
         "2025-03-01T12:00:00Z", "2025-03-01T12:00:00.000250Z")
     assert _iso_texts(("2025-03-01 12:00:00.000000+00:00", "2025-03-01 13:30:00.5+01:00")) == (
         "2025-03-01T12:00:00Z", "2025-03-01T12:30:00.500000Z")
+
+
+def test_the_stored_cash_is_the_rule_over_each_snapshots_asset_rows(mixed):
+    """`snapshot_cash` and the columns read the cash stored with each snapshot: it must be what
+    the asset rows say (the rule `tests.test_snapshot_cash.reference` states without the column)."""
+    from tests.test_snapshot_cash import reference
+
+    snapshots = mixed.snapshot_history(ACCOUNT, T0 - MIN, T0 + 400 * MIN)
+    expected = {s.id: reference(mixed, s.id, s.currency) for s in snapshots}
+    columns = mixed.snapshot_history_columns(ACCOUNT, T0 - MIN, T0 + 400 * MIN)
+    assert dict(zip(columns.ids, columns.cash)) == expected
+    assert mixed.snapshot_cash(list(expected)) == {i: c for i, c in expected.items() if c is not None}
+    assert [str(c) for c in columns.cash] == [str(expected[i]) for i in columns.ids]

@@ -1,6 +1,7 @@
 """The tables, declared once for queries. Migrations (``migrations/versions``) create them.
 
-snapshots         one row per successful account read (intraday; pruned after the retention)
+snapshots         one row per successful account read (intraday; pruned after the retention),
+                  with its cash (its holding of its own currency) taken from its assets on write
 snapshot_assets   per-asset detail of a snapshot (deleted with it)
 accounts          every account that has snapshots (registered with its first one), so that
                   "latest per account" is two index lookups per account, not a scan
@@ -45,7 +46,7 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData()
 
-SNAPSHOT_COVERING = ("account_id", "captured_at", "id", "balance", "currency", "source", "created_at")
+SNAPSHOT_COVERING = ("account_id", "captured_at", "id", "balance", "currency", "source", "created_at", "cash")
 
 
 def _in(column: str, choices: tuple[str, ...]) -> str:
@@ -63,6 +64,9 @@ snapshots = Table(
     Column("source", String(CODE_MAX), nullable=False),
     Column("captured_at", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # The value of its asset row named like its currency, written with it: 0 when it has asset rows
+    # but none such (or that row has no value), NULL without asset rows (no per-asset detail).
+    Column("cash", Amount()),
     CheckConstraint(_in("source", SOURCES), name="ck_snapshots_source"),
     # Covering: an account's history (any source filter) and its newest/previous rows are read
     # from this index alone, contiguously, instead of one table page per row.

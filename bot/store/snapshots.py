@@ -27,7 +27,8 @@ from bot.store.schema import accounts, snapshot_assets, snapshots
 
 _CHUNK = 500  # ids per IN (...) list: far below SQLite's bound-parameter limit
 _SNAPSHOT_COLUMNS = ("id", "account_id", "owner", "broker", "balance", "currency", "source", "captured_at",
-                     "created_at")
+                     "created_at", "cash")
+_ZERO = Decimal(0)
 _ASSET_COLUMNS = ("snapshot_id", "asset", "amount", "price", "value")
 
 
@@ -47,13 +48,27 @@ def change(balance: Decimal, currency: str, previous: tuple[Decimal, str] | None
 
 # --- writes -------------------------------------------------------------------------------------
 
+def cash_of(item: SnapshotIn) -> Decimal | None:
+    """The cash `item` is stored with (``snapshots.cash``): the value of its asset row named like
+    its currency; 0 when it has asset rows but none such, or that row has no value; None when it
+    has no asset rows (no per-asset detail: its split is unknown)."""
+    if not item.assets:
+        return None
+    for asset in item.assets:
+        if asset.asset == item.currency:
+            return _ZERO if asset.value is None else asset.value
+    return _ZERO
+
+
 def insert_snapshots(connection: Connection, items: Sequence[SnapshotIn], created_at: datetime) -> list[int]:
-    """Insert `items` with their assets, register new accounts; return the new ids in order."""
+    """Insert `items` with their assets and their cash (`cash_of`), register new accounts; return
+    the new ids in order."""
     if not items:
         return []
     ids = bulk.next_ids(connection, snapshots, len(items))
     bulk.insert(connection, snapshots, _SNAPSHOT_COLUMNS, [
-        (id_, s.account_id, s.owner, s.broker, s.balance, s.currency, s.source, s.captured_at, created_at)
+        (id_, s.account_id, s.owner, s.broker, s.balance, s.currency, s.source, s.captured_at, created_at,
+         cash_of(s))
         for s, id_ in zip(items, ids)])
     bulk.insert(connection, snapshot_assets, _ASSET_COLUMNS, [
         (id_, a.asset, a.amount, a.price, a.value) for s, id_ in zip(items, ids) for a in s.assets])
@@ -157,32 +172,27 @@ def assets_of(connection: Connection, snapshot_id: int) -> tuple[AssetRow, ...]:
 
 def cash(connection: Connection, snapshot_ids: list[int]) -> dict[int, Decimal]:
     """Snapshot id -> value of its asset row named like its currency (0 without one), for the
-    snapshots that have asset rows at all.
+    snapshots that have asset rows at all; unknown ids are left out.
 
-    Two primary-key probes per snapshot, in plain SQL on the transaction's DBAPI cursor (as in
-    `bot.store.timeline`: the 8,640 ids of a 90-day history take ~12 ms so, ~35 ms through SQLAlchemy
-    Core); PostgreSQL takes the ids as one array, SQLite in chunks of bound parameters."""
+    Read from ``snapshots.cash``, written with each snapshot (`cash_of`; migration 0007 filled it
+    for the older ones): one primary-key lookup per id, in plain SQL on the transaction's DBAPI
+    cursor; PostgreSQL takes the ids as one array, SQLite in chunks of bound parameters."""
     postgres = connection.dialect.name == "postgresql"
     ids = sorted(set(snapshot_ids))
     if not ids:
         return {}
-    select_sql = ("SELECT s.id, (SELECT c.value{cast} FROM snapshot_assets c WHERE c.snapshot_id = s.id "
-                  "AND c.asset = s.currency), EXISTS (SELECT 1 FROM snapshot_assets d WHERE d.snapshot_id = s.id) "
-                  "FROM snapshots s WHERE s.id {match}")
+    select_sql = "SELECT id, cash{cast} FROM snapshots WHERE cash IS NOT NULL AND id {match}"
     if postgres:
         statements = [(select_sql.format(cast="::text", match="= ANY(%s)"), [ids])]
     else:
         statements = [(select_sql.format(cast="", match=f"IN ({', '.join('?' * len(chunk))})"), chunk)
                       for chunk in _chunks(ids)]
     out: dict[int, Decimal] = {}
-    zero = Decimal(0)
     cursor = connection.connection.cursor()
     try:
         for sql, params in statements:
             cursor.execute(sql, params)
-            for snapshot_id, value, detailed in cursor.fetchall():
-                if detailed:
-                    out[snapshot_id] = zero if value is None else Decimal(value)
+            out.update((snapshot_id, Decimal(value)) for snapshot_id, value in cursor.fetchall())
     finally:
         cursor.close()
     return out

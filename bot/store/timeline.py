@@ -1,24 +1,26 @@
 """An account's snapshots over time (history in a range, most recent N), with change figures.
 
 This is the store's hot read: a 90-day history is 8,640 snapshots, and at that size the cost is
-Python per row, not the database (which reads them contiguously from the covering index
-``ix_snapshots_account_time``). So the rows are fetched with one plain SQL statement on the
-transaction's own DBAPI cursor — no per-value type processing, no SQLAlchemy row objects;
-PostgreSQL in psycopg's binary format with the balance sent as text — and turned into
-`Snapshot` values column by column (`_chain`). On the benchmark machine this took a 90-day
-history from ~35 ms (SQLAlchemy Core with the column types) to ~25 ms with one flat loop per row,
-then to ~16 ms (~7 ms the driver building rows, ~9 ms `_chain`, of which ~5 ms is setting the
-snapshots' slots).
+Python per row, not the database, which reads them contiguously from the covering index
+``ix_snapshots_account_time`` (every column a history returns, the stored cash included). So the
+rows are fetched with one plain SQL statement on the transaction's own DBAPI cursor — no
+per-value type processing, no SQLAlchemy row objects; PostgreSQL in psycopg's binary format with
+the amounts sent as text — and turned into `Snapshot` values column by column (`_chain`: one
+``map`` per column, the snapshots' slots set the same way). Figures for this machine:
+``python -m tests.bench.history --only query``.
 
 Order is ``(captured_at, id)``. Each snapshot's change is versus the one before it under the same
 source filter; for the first row of a range, the last such snapshot before the range.
 
 The JSON API does not need `Snapshot` objects at all: `history_columns` and `recent_columns`
 return the same rows as `SnapshotColumns`, parallel tuples (one per field, oldest first) with the
-instants already as the API's ISO text and, in the same statement, each snapshot's cash value
-(what `bot.store.snapshots.cash` answers), for `web.payloads.series_body` to format straight into
-JSON text. A 90-day history then skips building 8,640 objects, 17,280 datetimes and their
-re-formatting, and a second round of queries for the cash.
+instants already as the API's ISO text and each snapshot's cash (``snapshots.cash``, written
+with the snapshot: what `bot.store.snapshots.cash` answers), for `web.payloads.series_body` to
+format straight into JSON text. A 90-day history is then one range scan of the index, with no
+look into ``snapshot_assets``, no `Snapshot` objects and no datetimes: on PostgreSQL the
+instants come as fixed-width text from ``to_char``, which measured cheaper than binary
+timestamps formatted in Python (building and formatting 17,280 datetimes costs more than the
+server's ``to_char``).
 """
 from __future__ import annotations
 
@@ -81,31 +83,19 @@ class SnapshotColumns:
 def history_columns(connection: Connection, account_id: str, start: datetime, end: datetime,
                     source: str | None) -> SnapshotColumns:
     """`history` as `SnapshotColumns` (with cash), one statement for the rows and their cash."""
-    rows = _with_cash(connection, _rows(connection, account_id, source, start=start, end=end, cash=True))
+    rows = _rows(connection, account_id, source, start=start, end=end, cash=True)
     return _columns(connection, account_id, rows, _before(connection, account_id, source, start))
 
 
 def recent_columns(connection: Connection, account_id: str, limit: int, source: str | None) -> SnapshotColumns:
     """`recent` as `SnapshotColumns` (with cash), still oldest first: the newest is the last."""
-    rows = _with_cash(connection, _rows(connection, account_id, source, newest_first=True, limit=limit + 1, cash=True))
+    rows = _rows(connection, account_id, source, newest_first=True, limit=limit + 1, cash=True)
     rows.reverse()
     previous = None
     if len(rows) > limit:
         previous = (Decimal(rows[0][1]), rows[0][2])
         rows = rows[1:]
     return _columns(connection, account_id, rows, previous)
-
-
-def _with_cash(connection: Connection, rows: list[tuple]) -> list[tuple]:
-    """PostgreSQL: `rows` with their two cash columns from `bot.store.snapshots.cash` (one query
-    with the ids as an array: far cheaper there than two correlated probes per row). SQLite's
-    rows already have them (see `_rows`)."""
-    if connection.dialect.name != "postgresql" or not rows:
-        return rows
-    from bot.store.snapshots import cash
-
-    values = cash(connection, [row[0] for row in rows])
-    return [(*row, values.get(row[0]), row[0] in values) for row in rows]
 
 
 def _before(connection: Connection, account_id: str, source: str | None,
@@ -120,12 +110,11 @@ def _rows(connection: Connection, account_id: str, source: str | None, *, start:
           limit: int | None = None, cash: bool = False) -> list[tuple]:
     """Raw (id, balance, currency, source, captured_at, created_at) rows of one account, captured
     in [start, end] or before `before`; values as the driver gives them (balance as text). With
-    `cash` on SQLite, two more columns: the value (text) of the snapshot's asset row named like
-    its currency, and whether it has asset rows at all (two primary-key probes per row, as in
-    `bot.store.snapshots.cash`); on PostgreSQL the instants come as SQLite's fixed-width text
-    instead (``to_char`` in UTC: `_iso_texts` then formats both alike) and `_with_cash` adds the
-    cash. Only fixed fragments go into the SQL text; every value is a
-    bound parameter."""
+    `cash`, one more column: the snapshot's stored cash (``snapshots.cash``, text or None), and on
+    PostgreSQL the instants as SQLite's fixed-width text (``to_char`` in UTC, so that
+    `_iso_texts` formats both alike). Every column comes from the covering index
+    ``ix_snapshots_account_time``: one range scan. Only fixed fragments go into the SQL text;
+    every value is a bound parameter."""
     postgres = connection.dialect.name == "postgresql"
     mark = "%s" if postgres else "?"
     instant = (lambda value: value) if postgres else sqlite_timestamp
@@ -143,11 +132,7 @@ def _rows(connection: Connection, account_id: str, source: str | None, *, start:
         conditions.append(f"captured_at < {mark}")
         params.append(instant(before))
     order = "captured_at DESC, id DESC" if newest_first else "captured_at, id"
-    extra = ""
-    if cash and not postgres:  # PostgreSQL: `_with_cash`
-        extra = (f", (SELECT c.value{'::text' if postgres else ''} FROM snapshot_assets c "
-                 "WHERE c.snapshot_id = snapshots.id AND c.asset = snapshots.currency), "
-                 "EXISTS (SELECT 1 FROM snapshot_assets d WHERE d.snapshot_id = snapshots.id)")
+    extra = (", cash::text" if postgres else ", cash") if cash else ""
     instants = "captured_at, created_at"
     if cash and postgres:
         instants = ", ".join(f"to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00'"
@@ -227,19 +212,22 @@ def _columns(connection: Connection, account_id: str, rows: list[tuple],
     """`SnapshotColumns` from raw `_rows` with cash (oldest first)."""
     if not rows:
         return SnapshotColumns(account_id, (), (), (), (), (), (), (), (), ())
-    ids, texts, currencies, sources, captured, created, values, detailed = zip(*rows)
+    ids, texts, currencies, sources, captured, created, values = zip(*rows)
     balances = tuple(map(Decimal, texts))
     captured, created = _iso_texts(captured), _iso_texts(created)  # text on both (see `_rows`)
     amounts, percents = _changes(balances, currencies, previous)
-    zero = Decimal(0)
-    if all(detailed) and not any(map(is_, values, repeat(None))):  # usual: every snapshot has its cash row
-        cash = tuple(map(Decimal, values))
-    elif all(detailed) and all(map(is_, values, repeat(None))):  # no snapshot holds its own currency
-        cash = (zero,) * len(values)
-    else:
-        cash = tuple(None if not d else zero if v is None else Decimal(v) for v, d in zip(values, detailed))
     return SnapshotColumns(account_id, ids, balances, currencies, sources, captured, created, tuple(amounts),
-                           tuple(percents), cash)
+                           tuple(percents), _amounts(values))
+
+
+def _amounts(values: tuple[str | None, ...]) -> tuple[Decimal | None, ...]:
+    """Stored amounts (decimal text, or None) as `Decimal` values, None kept: one ``map`` when
+    there is no None (the usual case), the values as they are when all are None."""
+    if None not in values:
+        return tuple(map(Decimal, values))
+    if all(map(is_, values, repeat(None))):
+        return values
+    return tuple(None if value is None else Decimal(value) for value in values)
 
 
 def _iso_texts(values: tuple[str, ...]) -> tuple[str, ...]:

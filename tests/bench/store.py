@@ -38,6 +38,9 @@ from bot.store.types import sqlite_timestamp
 STEP = timedelta(minutes=15)
 END = datetime(2025, 6, 30, 23, 45, tzinfo=timezone.utc)
 WRITE_ACCOUNTS = 1000
+# Each filled snapshot's stored cash (snapshots.cash): its one asset row is USDT, not its currency
+# (USD), so it holds no cash: "0" (as `bot.store.snapshots.cash_of` writes it).
+CASH = "0"
 
 
 def account_id(index: int) -> str:
@@ -73,7 +76,7 @@ def fill_sqlite(path: str, accounts: int, days: int) -> None:
     for id_, account, at, balance, source in generate(accounts, days):
         stamp = sqlite_timestamp(at)
         owner, broker = owner_broker[account]
-        snapshots.append((id_, account, owner, broker, balance, "USD", source, stamp, stamp))
+        snapshots.append((id_, account, owner, broker, balance, "USD", source, stamp, stamp, CASH))
         assets.append((id_, "USDT", balance, "1", balance))
         if len(snapshots) >= 100_000:
             _sqlite_flush(db, snapshots, assets)
@@ -86,7 +89,8 @@ def fill_sqlite(path: str, accounts: int, days: int) -> None:
 
 
 def _sqlite_flush(db, snapshots: list, assets: list) -> None:
-    db.executemany("INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", snapshots)
+    db.executemany("INSERT INTO snapshots (id, account_id, owner, broker, balance, currency, source, captured_at, "
+                   "created_at, cash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", snapshots)
     db.executemany("INSERT INTO snapshot_assets VALUES (?, ?, ?, ?, ?)", assets)
     snapshots.clear()
     assets.clear()
@@ -100,10 +104,10 @@ def fill_postgres(url: str, accounts: int, days: int) -> None:
         with db.cursor() as cursor:
             owner_broker = {account_id(i): account_id(i).split(":") for i in range(accounts)}
             with cursor.copy("COPY snapshots (id, account_id, owner, broker, balance, currency, source, "
-                             "captured_at, created_at) FROM STDIN") as copy:
+                             "captured_at, created_at, cash) FROM STDIN") as copy:
                 for id_, account, at, balance, source in generate(accounts, days):
                     owner, broker = owner_broker[account]
-                    copy.write_row((id_, account, owner, broker, balance, "USD", source, at, at))
+                    copy.write_row((id_, account, owner, broker, balance, "USD", source, at, at, CASH))
             with cursor.copy("COPY snapshot_assets (snapshot_id, asset, amount, price, value) FROM STDIN") as copy:
                 for id_, _account, _at, balance, _source in generate(accounts, days):
                     copy.write_row((id_, "USDT", balance, "1", balance))
