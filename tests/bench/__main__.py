@@ -8,7 +8,8 @@
     2,000 and 20,000 accounts; 2,000 Binance accounts at the real limits, time scaled;
 (c) warm ``get_user_balance`` per-call median, p99, p99.9 and max while a forced refresh of 2,000
     accounts runs and two threads loop over the summaries, and the refresh's duration with those
-    readers against without (``tests/bench/fetch_worker.py`` ``warm_run``);
+    readers against without (``tests/bench/fetch_worker.py`` ``warm_run``); also with the reads in
+    ``python -m bot.monitor`` and the readers in a following process (``follower_run``);
 (d) peak RSS with 5,000 configured accounts after one full refresh;
 (b), (c) and (d): min / median / max over ``--runs`` runs (default 3), verdicts on the median;
 then the store, alerts, metrics and web benchmarks (``tests/bench/<name>.py``).
@@ -82,14 +83,18 @@ def bench_c(runs: int = RUNS) -> None:
     results = []
     for _ in range(runs):
         with fake_process("kraken", latency=0.005) as url:
-            results.append(run("warm", url, "2000"))
+            result = run("warm", url, "2000")
+            result["follower"] = run("follower", url, "2000")["busy"]
+            results.append(result)
     switch = results[0]["switch_interval_ms"]
     print(f"(c) warm get_user_balance of a user of 2 Kraken accounts (the manager, history off), each call timed, "
           f"while a forced refresh of 2,000 Kraken accounts (1,000 users) runs on another thread and two threads loop "
           f"over get_user_balance_summary and get_all_balances; min / median / max of {runs} runs (a loaded, shared "
           f"2-core machine: noisy; interpreter switch interval {switch:g} ms):", flush=True)
     shapes = {"paced": "paced readers (bursts of 9 calls 1 ms apart; each summary thread 10 calls/s)",
-              "busy": "busy readers (all three call back to back)"}
+              "busy": "busy readers (all three call back to back)",
+              "follower": "busy readers, the reads in the monitor's process (this one a follower: its refresh is "
+                          "a round asked of the monitor and waited for until seen here)"}
     for shape, label in shapes.items():
         rows = [r[shape] for r in results]
 
