@@ -2,7 +2,7 @@
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-12-03
+Create Date: 2026-12-02
 
 A snapshot's cash is the value of its asset row named like its currency (0 when it has asset rows
 but none such, or that row has no value); NULL when it has no asset rows at all (no per-asset
